@@ -1,0 +1,123 @@
+"""MetadataCache: folder listings kept for a TTL, so stat, lookups of missing names and
+readdir cost no request while fresh; plus entries this mount wrote itself.
+
+Thread-safe: one lock guards the maps and is never held while fetching; concurrent misses of
+one folder share one fetch. Takes a fetch callable; knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from ..fs import paths
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the mount knows of one name: a folder, or a file with size, mtime and ETag."""
+
+    name: str
+    is_dir: bool
+    size: int = 0
+    mtime_ns: int = 0
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class _Listing:
+    entries: dict[str, Entry]
+    # When the fetch began: writes recorded after this are newer than the listing.
+    started: float
+    expires: float
+
+
+class MetadataCache:
+    """Listings by folder mount path ("/", "/a"), fresh for `ttl_s` seconds."""
+
+    def __init__(
+        self,
+        fetch: Callable[[str], list[Entry]],
+        ttl_s: float,
+        timer: Callable[[], float] = time.monotonic,
+        max_folders: int = 4096,
+    ) -> None:
+        self._fetch = fetch
+        self.ttl_s = ttl_s
+        self._timer = timer
+        self._max_folders = max_folders
+        self._lock = threading.Lock()
+        self._listings: dict[str, _Listing] = {}
+        self._inflight: dict[str, Future[_Listing]] = {}
+        # Entries this mount uploaded or removed, by path, with when; None means removed.
+        self._local: dict[str, tuple[float, Entry | None]] = {}
+
+    def listing(self, folder: str) -> dict[str, Entry]:
+        """Entries of `folder` by name, including this mount's own recent writes."""
+        listing = self._fresh_or_fetch(folder)
+        with self._lock:
+            return self._overlay(folder, listing)
+
+    def lookup(self, path: str) -> Entry | None:
+        """The entry at `path`, or None when the fresh listing of its folder lacks it."""
+        parent, name = paths.split(path)
+        return self.listing(parent).get(name)
+
+    def record(self, path: str, entry: Entry | None) -> None:
+        """Remember that this mount just wrote (or, with None, removed) `path`."""
+        with self._lock:
+            self._local[path] = (self._timer(), entry)
+
+    def invalidate(self, folder: str) -> None:
+        """Forget the listing of `folder`; the next look fetches it again."""
+        with self._lock:
+            self._listings.pop(folder, None)
+
+    def _overlay(self, folder: str, listing: _Listing) -> dict[str, Entry]:
+        entries = dict(listing.entries)
+        for path, (when, entry) in list(self._local.items()):
+            parent, name = paths.split(path)
+            if parent != folder:
+                continue
+            if when < listing.started:
+                del self._local[path]  # the listing already reflects this write
+            elif entry is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = entry
+        return entries
+
+    def _fresh_or_fetch(self, folder: str) -> _Listing:
+        with self._lock:
+            cached = self._listings.get(folder)
+            if cached and cached.expires > self._timer():
+                return cached
+            future = self._inflight.get(folder)
+            leader = future is None
+            if leader:
+                future = self._inflight[folder] = Future()
+        if not leader:
+            return future.result()
+        try:
+            listing = self._load(folder)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(folder, None)
+        future.set_result(listing)
+        return listing
+
+    def _load(self, folder: str) -> _Listing:
+        started = self._timer()
+        entries = {e.name: e for e in self._fetch(folder)}
+        listing = _Listing(entries, started, started + self.ttl_s)
+        with self._lock:
+            if len(self._listings) >= self._max_folders:
+                self._listings.pop(next(iter(self._listings)))
+            self._listings[folder] = listing
+        return listing

@@ -1,0 +1,537 @@
+"""The portalfs command line: parses arguments, reads the environment, wires the parts
+together and prints. The only module that prints; no protocol or file-system logic lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__, credentials
+from .client import errors
+from .client.portal import Credentials, PortalClient
+from .client.storage import StorageClient
+from .client.transport import Transport
+from .config import HttpConfig, MountConfig, TransferConfig
+from .transfers import BatchDownloader, BatchUploader, Result
+from .write.upload import Uploader
+
+log = logging.getLogger("portalfs")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_AUTH, EXIT_DENIED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 3, 4, 5, 6
+
+# The one table from error class to exit code; the first class in the MRO that is listed wins.
+_EXIT_CODES: dict[type[Exception], int] = {
+    errors.AuthError: EXIT_AUTH,
+    errors.AccessDeniedError: EXIT_DENIED,
+    errors.NotFoundError: EXIT_NOT_FOUND,
+    errors.UnavailableError: EXIT_UNAVAILABLE,
+    errors.PortalError: EXIT_FAILED,
+    credentials.CredentialsError: EXIT_USAGE,
+}
+
+
+class UsageError(Exception):
+    """The command cannot run as asked; the message says what to change."""
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _sources(args: argparse.Namespace) -> credentials.CredentialSources:
+    return credentials.CredentialSources(
+        api_url=args.api_url,
+        portal_id=args.portal_id,
+        token_file=args.token_file,
+        jwt_file=args.jwt_file,
+        link_file=args.link_file,
+    )
+
+
+def _credentials(args: argparse.Namespace, *, need_portal: bool = True) -> Credentials:
+    creds = credentials.resolve(_sources(args), dict(os.environ))
+    if need_portal and creds.portal_id is None:
+        raise UsageError(
+            "no portal id: pass --portal-id, set EI_PORTAL_ID, or give the portal link "
+            "with --link-file or EI_PORTAL_LINK"
+        )
+    if need_portal and not (creds.portal_token or creds.jwt):
+        raise UsageError(
+            "no portal token: set EI_PORTAL_TOKEN (the part after '?token=' in the portal "
+            "link), pass --token-file, or give the link with --link-file or EI_PORTAL_LINK"
+        )
+    return creds
+
+
+def _clients(creds: Credentials) -> tuple[PortalClient, StorageClient]:
+    transport = Transport(HttpConfig())
+    return PortalClient(creds, transport), StorageClient(transport, TransferConfig().chunk_bytes)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    creds = _credentials(args, need_portal=False)
+    portal, _ = _clients(creds)
+    username = args.username or input("Username or e-mail: ")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    try:
+        jwt = portal.login(username, password, args.totp)
+    except errors.TotpRequiredError:
+        if args.password_stdin:
+            raise UsageError("this account needs a TOTP code: pass --totp CODE") from None
+        jwt = portal.login(username, password, input("TOTP code: "))
+    expiry = credentials.jwt_expiry(jwt)
+    until = f" (valid until {expiry:%Y-%m-%d %H:%M} UTC)" if expiry else ""
+    if args.save:
+        path = credentials.save_jwt(creds.api_url, jwt)
+        print(f"Logged in as {username}{until}; saved to {path}", file=sys.stderr)
+    else:
+        print(f"Logged in as {username}{until}. Use the token via:", file=sys.stderr)
+        print(f"export EI_JWT_TOKEN={jwt}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    portal, _ = _clients(_credentials(args))
+    info = portal.info()
+    print(f"{info.name} (portal {portal.credentials.portal_id})")
+    if info.description:
+        print(f"  {info.description}")
+    print(f"  organization: {info.organization_name} ({info.organization_id})")
+    print(f"  bucket: {info.bucket_name} ({info.storage_provider or 'unknown'})")
+    print(
+        f"  access: {'read and write' if portal.credentials.can_read else 'upload and list only'}"
+    )
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    portal, _ = _clients(_credentials(args))
+    _list(portal, args.prefix.strip("/"), args.long, args.recursive)
+    return EXIT_OK
+
+
+def _list(portal: PortalClient, folder: str, long: bool, recursive: bool) -> None:
+    base = f"{folder}/" if folder else ""
+    for entry in portal.iter_folder(folder):
+        name = entry.name.rstrip("/")
+        shown = (base + name if recursive else name) + ("/" if entry.is_folder else "")
+        if long:
+            size = "-" if entry.is_folder else str(entry.size or 0)
+            added = f"{entry.added:%Y-%m-%d %H:%M}" if entry.added else "-"
+            print(f"{size:>12}  {added:16}  {shown}")
+        else:
+            print(shown)
+        if recursive and entry.is_folder:
+            _list(portal, base + name, long, recursive)
+
+
+class _Tally:
+    """Prints one line per file and counts outcomes for the summary."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.counts: dict[str, int] = {}
+        self.bytes = 0
+        self.started = time.monotonic()
+
+    def __call__(self, result: Result) -> None:
+        self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
+        if result.outcome == "failed":
+            print(f"failed      {result.portal_path}: {_describe(result.error)}", file=sys.stderr)
+            return
+        if result.outcome != "skipped":
+            self.bytes += result.size
+        if not self.quiet:
+            note = " (same content already stored)" if result.outcome == "skipped" else ""
+            print(f"{result.outcome:<11} {result.portal_path}{note}")
+
+    def summary(self) -> int:
+        elapsed = time.monotonic() - self.started
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.counts.items()))
+        rate = self.bytes / elapsed / 1e6 if elapsed > 0 else 0.0
+        print(
+            f"{parts or 'nothing to do'}; {self.bytes / 1e6:.1f} MB in {elapsed:.1f} s "
+            f"({rate:.1f} MB/s)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED if self.counts.get("failed") else EXIT_OK
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    portal, storage = _clients(_credentials(args))
+    batch = BatchUploader(portal, Uploader(portal, storage), args.jobs)
+    tally = _Tally(args.quiet)
+    batch.run(args.local, args.to, tally)
+    return tally.summary()
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    creds = _credentials(args)
+    if not creds.jwt:
+        raise errors.AccessDeniedError(
+            "downloading needs an organization member's login (a portal token only uploads)"
+        )
+    portal, storage = _clients(creds)
+    tally = _Tally(args.quiet)
+    BatchDownloader(portal, storage, args.jobs).run(args.paths, args.output, tally)
+    return tally.summary()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.config import ServerConfig
+    from .server.runner import serve
+
+    config = ServerConfig(
+        data_dir=Path(args.data),
+        host=args.host,
+        port=args.port,
+        storage_url=args.storage,
+        page_size=args.page_size,
+        public_url=args.public_url,
+        cors_origins=tuple(args.cors_origin) if args.cors_origin else ("*",),
+    )
+    serve(config)
+    return EXIT_OK
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from .server import admin
+
+    if args.admin_command == "create-portal":
+        result = admin.create_portal(Path(args.data), args.name, args.description, args.org_id)
+    else:
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+        result = admin.create_user(Path(args.data), args.username, password, args.org_id)
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+def _default_cache_dir(creds: Credentials) -> Path:
+    # Per API and portal, named by a hash: no token or URL ends up in a file name.
+    key = hashlib.sha256(f"{creds.api_url}|{creds.portal_id}".encode()).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}"
+
+
+def _scrub_link_from_argv(args: argparse.Namespace) -> None:
+    """Re-run with a tokened link moved from argv (world-readable) into the environment."""
+    if not args.target or "token=" not in args.target[0] or os.environ.get("_PORTALFS_REEXEC"):
+        return
+    env = dict(os.environ, EI_PORTAL_LINK=args.target[0], _PORTALFS_REEXEC="1")
+    argv = [a for a in sys.argv[1:] if a != args.target[0]]
+    os.execve(sys.executable, [sys.executable, "-m", "portalfs", *argv], env)
+
+
+def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
+    return MountConfig(
+        cache_dir=args.cache_dir or str(_default_cache_dir(creds)),
+        metadata_ttl_s=args.metadata_ttl,
+        cache_bytes=args.cache_size,
+        read_only=args.read_only,
+        allow_delete=args.allow_delete,
+        uid=os.getuid() if args.uid is None else args.uid,
+        gid=os.getgid() if args.gid is None else args.gid,
+    )
+
+
+def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, object]:
+    options: dict[str, object] = {
+        "fsname": "portalfs",
+        "subtype": "portalfs",
+        # The kernel may keep attributes and names as long as our listings are fresh.
+        "attr_timeout": config.metadata_ttl_s,
+        "entry_timeout": config.metadata_ttl_s,
+        "negative_timeout": config.metadata_ttl_s,
+        # libfuse 3's default is "unset", which it reports as an invalid value on every mount.
+        "max_threads": 64,
+    }
+    if args.allow_other:
+        options.update(allow_other=True, default_permissions=True)
+    for item in ",".join(args.options or []).split(","):
+        if item:
+            key, _, value = item.partition("=")
+            options[key] = value if value else True
+    return options
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from .fs.factory import build_portalfs
+    from .fuse import mount
+
+    _scrub_link_from_argv(args)
+    if not args.target or len(args.target) > 2:
+        raise UsageError("usage: portalfs mount [PORTAL_LINK] MOUNTPOINT")
+    mountpoint = Path(args.target[-1]).resolve()
+    creds = _credentials(args)
+    try:
+        mount.check_mountpoint(mountpoint)
+    except mount.MountError as exc:
+        raise UsageError(str(exc)) from None
+    PortalClient(creds, Transport(HttpConfig())).info()  # a wrong token fails here, unmounted
+    config = _mount_config(args, creds)
+    options = _fuse_options(args, config)
+
+    def start(ready: Callable[[], None] | None) -> None:
+        mount.run(build_portalfs(creds, config), mountpoint, options, ready)
+
+    access = "read and write" if creds.can_read else "write-only (no login: no reads)"
+    if args.foreground:
+        print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.", file=sys.stderr)
+        start(None)
+        return EXIT_OK
+    _log_to_file(Path(config.cache_dir) / "mount.log", args.verbose)
+    code = mount.daemonize(start)
+    if code == 0:
+        print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.")
+        print(f"Unmount with: portalfs unmount {mountpoint}")
+    return code
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    from .fuse import mount
+
+    try:
+        mount.unmount(Path(args.mountpoint))
+    except mount.MountError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def _log_to_file(path: Path, verbosity: int) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel([logging.INFO, logging.INFO, logging.DEBUG][min(verbosity, 2)])
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, errors.PortalError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return str(exc)
+
+
+def _hint(exc: Exception, args: argparse.Namespace) -> str | None:
+    jwt = os.environ.get("EI_JWT_TOKEN")
+    if isinstance(exc, errors.AuthError):
+        expiry = credentials.jwt_expiry(jwt) if jwt else None
+        if expiry and expiry < datetime.now(UTC):
+            return f"your login expired at {expiry:%Y-%m-%d %H:%M} UTC: run `portalfs login`"
+        return "check the portal token (EI_PORTAL_TOKEN, --token-file or the portal link) and login"
+    if isinstance(exc, errors.AccessDeniedError):
+        return (
+            "reading, deleting and renaming need a login of a member of the portal's organization"
+        )
+    if isinstance(exc, errors.UnavailableError) and exc.status:
+        return "the portal server is failing or overloaded; try again later"
+    if isinstance(exc, errors.UnavailableError):
+        return "is the portal API reachable? set EI_API_URL or --api-url to its address"
+    if isinstance(exc, errors.NotFoundError):
+        return "check the portal id and the path"
+    return None
+
+
+def _exit_code(exc: Exception) -> int:
+    for cls in type(exc).__mro__:
+        if cls in _EXIT_CODES:
+            return _EXIT_CODES[cls]
+    return EXIT_FAILED
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _add_credential_flags(p: argparse.ArgumentParser) -> None:
+    # -v also after the command name; SUPPRESS keeps the top-level count when it is absent.
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+    )
+    g = p.add_argument_group("portal and credentials (flags beat the environment)")
+    g.add_argument("--api-url", help="API root, e.g. http://127.0.0.1:4800/v1 (env EI_API_URL)")
+    g.add_argument("--portal-id", type=int, help="portal id (env EI_PORTAL_ID)")
+    g.add_argument("--token-file", help="file holding the portal token (env EI_PORTAL_TOKEN)")
+    g.add_argument("--jwt-file", help="file holding a member's JWT (env EI_JWT_TOKEN)")
+    g.add_argument("--link-file", help="file holding the portal link (env EI_PORTAL_LINK)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portalfs", description="Upload portals as a directory, a command line and a server."
+    )
+    parser.add_argument("--version", action="version", version=f"portalfs {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("login", help="log in as an organization member; prints or saves a JWT")
+    _add_credential_flags(p)
+    p.add_argument("--username", help="user name or e-mail (asked when missing)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--totp", help="TOTP code, for accounts with two-factor login")
+    p.add_argument("--save", action="store_true", help="save the JWT (0600) for later commands")
+    p.set_defaults(func=cmd_login)
+
+    p = sub.add_parser("info", help="show the portal's name, organization and your access")
+    _add_credential_flags(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("ls", help="list a folder of the portal")
+    _add_credential_flags(p)
+    p.add_argument("prefix", nargs="?", default="", help="folder in the portal (default: root)")
+    p.add_argument("-l", dest="long", action="store_true", help="show sizes and dates")
+    p.add_argument("-R", dest="recursive", action="store_true", help="list subfolders too")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("upload", help="upload files and folders (identical files are skipped)")
+    _add_credential_flags(p)
+    p.add_argument("local", nargs="+", help="local files or folders")
+    p.add_argument("--to", default="", help="folder in the portal to upload into")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=TransferConfig().upload_workers,
+        help="files in flight at once",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("download", help="download files or folders (needs a member's login)")
+    _add_credential_flags(p)
+    p.add_argument("paths", nargs="+", help="files or folders in the portal")
+    p.add_argument("-o", "--output", default=".", help="destination folder or file name")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=TransferConfig().download_workers,
+        help="files in flight at once",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("mount", help="mount the portal as a directory (FUSE)")
+    _add_credential_flags(p)
+    p.add_argument("target", nargs="+", metavar="[PORTAL_LINK] MOUNTPOINT")
+    p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("--read-only", action="store_true", help="refuse every change (EROFS)")
+    p.add_argument(
+        "--allow-delete",
+        action="store_true",
+        help="let rm and mv delete and rename portal files (needs a login)",
+    )
+    p.add_argument(
+        "--metadata-ttl",
+        type=float,
+        default=MountConfig.metadata_ttl_s,
+        metavar="SECONDS",
+        help="how long listings are trusted",
+    )
+    p.add_argument("--cache-dir", help="spool, journal and log folder (private, 0700)")
+    p.add_argument(
+        "--cache-size",
+        type=int,
+        default=MountConfig.cache_bytes,
+        metavar="BYTES",
+        help="memory for cached file blocks",
+    )
+    p.add_argument("--uid", type=int, help="owner shown for files (default: you)")
+    p.add_argument("--gid", type=int, help="group shown for files (default: yours)")
+    p.add_argument(
+        "--allow-other",
+        action="store_true",
+        help="let other users in (turns on default_permissions)",
+    )
+    p.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        metavar="OPTIONS",
+        help="extra FUSE options, comma-separated",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_const",
+        const=2,
+        dest="verbose",
+        default=argparse.SUPPRESS,
+        help="log every request (secrets stay redacted)",
+    )
+    p.set_defaults(func=cmd_mount)
+
+    p = sub.add_parser("unmount", help="unmount a portalfs mount")
+    p.add_argument("mountpoint")
+    p.set_defaults(func=cmd_unmount)
+
+    p = sub.add_parser("serve", help="run a self-hosted portal server")
+    p.add_argument("--data", required=True, help="state folder (created on first start)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4800)
+    p.add_argument("--storage", help="s3://bucket/prefix (default: the folder DATA/objects)")
+    p.add_argument("--page-size", type=int, default=1000, help="listing entries per page")
+    p.add_argument("--public-url", help="base URL clients reach the server at")
+    p.add_argument("--cors-origin", action="append", help="allowed browser origin (repeatable)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("admin", help="create portals and users on a self-hosted server")
+    admin = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    a = admin.add_parser("create-portal", help="create a portal; prints id, token and link")
+    a.add_argument("--data", required=True)
+    a.add_argument("--name", required=True)
+    a.add_argument("--description", default="")
+    a.add_argument("--org-id", type=int)
+    a = admin.add_parser("create-user", help="create a user; prints the generated password")
+    a.add_argument("--data", required=True)
+    a.add_argument("--username", required=True)
+    a.add_argument("--org-id", type=int)
+    a.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=cmd_admin)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbosity < 2:
+        # urllib3 logs request lines at DEBUG; ours are redacted, its own we keep quiet.
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except (errors.PortalError, credentials.CredentialsError, UsageError) as exc:
+        print(f"portalfs: {_describe(exc)}", file=sys.stderr)
+        hint = _hint(exc, args)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+        return _exit_code(exc) if not isinstance(exc, UsageError) else EXIT_USAGE
+    except OSError as exc:
+        print(f"portalfs: {_describe(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Every client-side default in one place, as frozen dataclasses; reads no environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_API_URL = "https://studio.edgeimpulse.com/v1"
+
+# S3's limit for one PUT; the API offers no multipart upload, so this is the largest file.
+MAX_SINGLE_PUT_BYTES = 5 * 1024**3
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Timeouts and retry policy for every request the client sends."""
+
+    connect_timeout_s: float = 10.0
+    # Between two bytes of a response, not for the whole body: large downloads stay alive.
+    read_timeout_s: float = 60.0
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    # A server's Retry-After is honoured up to this; beyond it we fail instead of hanging.
+    max_retry_after_s: float = 30.0
+    pool_size: int = 32
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """How the CLI moves files: chunk sizes and concurrency."""
+
+    chunk_bytes: int = 1024 * 1024
+    upload_workers: int = 8
+    download_workers: int = 4
+
+
+@dataclass(frozen=True)
+class MountConfig:
+    """What a mount does and how much it may cache."""
+
+    cache_dir: str
+    metadata_ttl_s: float = 5.0
+    # Download links live an hour on the real service; reuse them for well under that.
+    link_ttl_s: float = 600.0
+    cache_bytes: int = 256 * 1024 * 1024
+    block_bytes: int = 1024 * 1024
+    readahead_blocks: int = 8
+    read_only: bool = False
+    allow_delete: bool = False
+    uid: int = 0
+    gid: int = 0

@@ -1,0 +1,47 @@
+"""Builds a PortalFS from credentials and a MountConfig: the one place the layers are composed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cache.blocks import BlockCache
+from ..cache.links import LinkCache
+from ..cache.metadata import Entry, MetadataCache
+from ..client.portal import Credentials, PortalClient
+from ..client.storage import StorageClient
+from ..client.transport import Transport
+from ..config import HttpConfig, MountConfig
+from ..write.journal import Journal
+from ..write.upload import Uploader
+from . import paths
+from .filesystem import PortalFS
+from .listing import entries_of
+from .reader import RemoteReader
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (0700) if needed and make sure no one else can look inside."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def build_portalfs(
+    credentials: Credentials, config: MountConfig, http: HttpConfig | None = None
+) -> PortalFS:
+    transport = Transport(http or HttpConfig())
+    portal = PortalClient(credentials, transport)
+    storage = StorageClient(transport, config.block_bytes)
+
+    def fetch_folder(folder: str) -> list[Entry]:
+        return entries_of(list(portal.iter_folder(paths.to_portal(folder))))
+
+    cache_dir = private_dir(Path(config.cache_dir))
+    metadata = MetadataCache(fetch_folder, config.metadata_ttl_s)
+    links = LinkCache(portal.download_link, config.link_ttl_s)
+    blocks = BlockCache(config.block_bytes, config.cache_bytes)
+    reader = RemoteReader(links, storage.get_range, blocks, config.readahead_blocks)
+    journal = Journal(private_dir(cache_dir / "unsent"))
+    spool_dir = private_dir(cache_dir / "spool")
+    uploader = Uploader(portal, storage)
+    return PortalFS(config, portal, storage, uploader, metadata, reader, journal, spool_dir)

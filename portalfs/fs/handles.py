@@ -1,0 +1,45 @@
+"""OpenFile and Handle: the state of files open in the mount.
+
+An OpenFile is shared by every handle of one path; its lock serialises the spool and the
+upload of that file only. Does no I/O of its own besides the spool.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..write.spool import Spool
+
+
+@dataclass
+class OpenFile:
+    """One path that is open: its remote version and, once written to, its spool."""
+
+    path: str
+    etag: str | None
+    size: int
+    spool: Spool | None = None
+    # Bytes changed since the last upload: flush uploads.
+    dirty: bool = False
+    # Created or truncated on open but not uploaded since: release uploads (see SEMANTICS.md).
+    pending: bool = False
+    refs: int = 0
+    # Shown as mtime while the file is open for writing: the time of its last change.
+    mtime_ns: int = field(default_factory=time.time_ns)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def current_size(self) -> int:
+        return self.spool.size if self.spool else self.size
+
+
+@dataclass
+class Handle:
+    """One open() of an OpenFile, with where its reader is (for read-ahead)."""
+
+    file: OpenFile
+    writable: bool
+    next_offset: int = 0
+    streak: int = 0

@@ -1,0 +1,145 @@
+"""Mounts a PortalFS with mfusepy: in the foreground, or as a daemon that reports to its
+parent whether the mount came up. Knows nothing of credentials or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mfusepy
+
+from ..fs.filesystem import PortalFS
+from .operations import PortalOperations
+
+log = logging.getLogger(__name__)
+
+
+class MountError(Exception):
+    """The mount cannot be made; the message says why and what to do."""
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    """Fail early and clearly on a missing FUSE, a bad or busy mountpoint."""
+    if not Path("/dev/fuse").exists():
+        raise MountError("/dev/fuse is missing: FUSE is not available on this machine")
+    if shutil.which("fusermount3") is None and os.geteuid() != 0:
+        raise MountError("fusermount3 is missing: install the fuse3 package")
+    if not mountpoint.is_dir():
+        raise MountError(f"{mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is busy: something is mounted there already")
+    if any(mountpoint.iterdir()):
+        raise MountError(f"{mountpoint} is not empty")
+
+
+def run(
+    fs: PortalFS,
+    mountpoint: Path,
+    options: dict[str, Any],
+    on_mounted: Callable[[], None] | None = None,
+) -> None:
+    """Serve the mount until it is unmounted (fusermount3 -u, SIGINT, SIGTERM)."""
+    operations = PortalOperations(fs, on_mounted)
+    watcher = _SignalWatcher(mountpoint)
+    try:
+        mfusepy.FUSE(operations, str(mountpoint), foreground=True, nothreads=False, **options)
+    finally:
+        watcher.close()
+
+
+class _SignalWatcher:
+    """Turns SIGINT, SIGTERM and SIGHUP into a lazy unmount.
+
+    libfuse's own handlers would end the loop at once and cancel its worker threads in the
+    middle of uploads. A lazy unmount instead hides the mount from new opens while the files
+    already open are written, closed and uploaded; the loop ends after the last one.
+    The signals are blocked here, before libfuse starts its threads, so that only this
+    watcher's sigwait() receives them.
+    """
+
+    _STOP = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    _WAKE = signal.SIGUSR1  # sent by close() to end the watcher after a normal unmount
+
+    def __init__(self, mountpoint: Path) -> None:
+        self.mountpoint = mountpoint
+        signal.pthread_sigmask(signal.SIG_BLOCK, self._STOP | {self._WAKE})
+        self.thread = threading.Thread(target=self._watch, name="signals", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        received = signal.sigwait(self._STOP | {self._WAKE})
+        if received == self._WAKE:
+            return
+        log.info("%s received: unmounting once open files are closed", signal.strsignal(received))
+        try:
+            unmount(self.mountpoint, lazy=True)
+        except MountError as exc:
+            log.error("unmount after %s failed: %s", signal.strsignal(received), exc)
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            signal.pthread_kill(self.thread.ident, self._WAKE)
+            self.thread.join()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self._STOP | {self._WAKE})
+
+
+def daemonize(start: Callable[[Callable[[], None]], None]) -> int:
+    """Fork; the child calls `start(ready)` and the parent returns 0 once `ready()` was called,
+    or 1 with the child's error printed. The child never returns."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            message = pipe.read().decode(errors="replace")
+        if message == "ok":
+            return 0
+        os.waitpid(pid, 0)
+        print(f"portalfs: {message or 'the mount process ended before mounting'}", file=sys.stderr)
+        return 1
+    os.close(read_fd)
+    os.setsid()
+    _detach_stdio()
+    pipe = os.fdopen(write_fd, "wb", buffering=0)
+
+    def ready() -> None:
+        pipe.write(b"ok")
+        pipe.close()
+
+    try:
+        start(ready)
+        code = 0
+    except BaseException as exc:
+        log.exception("mount failed")
+        if not pipe.closed:
+            pipe.write(str(exc).encode())
+        code = 1
+    os._exit(code)
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def unmount(mountpoint: Path, lazy: bool = False) -> None:
+    """Unmount with fusermount3 -u (umount where it is missing, as root); `lazy` detaches a
+    busy mount at once and lets its open files finish."""
+    if shutil.which("fusermount3"):
+        command = ["fusermount3", "-uz" if lazy else "-u", str(mountpoint)]
+    else:
+        command = ["umount", *(["-l"] if lazy else []), str(mountpoint)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise MountError(result.stderr.strip() or f"cannot unmount {mountpoint}")

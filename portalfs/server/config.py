@@ -1,0 +1,44 @@
+"""Every server default in one frozen dataclass; reads no environment and touches no disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How one portal server instance runs. Units are in the field names."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 4800
+    # None keeps objects in DATA/objects; "s3://bucket/prefix" uses an S3-compatible store.
+    storage_url: str | None = None
+    page_size: int = 1000
+    # S3's limit for a single PUT; the API has no multipart upload.
+    max_file_bytes: int = 5 * 1024**3
+    link_ttl_s: int = 3600
+    jwt_ttl_s: int = 86400
+    cors_origins: tuple[str, ...] = ("*",)
+    # Base of every link the server hands out; set it when clients reach us through a proxy.
+    public_url: str | None = None
+    # JSON bodies are tiny (a path or two); anything bigger is a mistake or an attack.
+    max_json_bytes: int = 1024**2
+
+    @property
+    def base_url(self) -> str:
+        """The server's root URL as clients see it, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The API root clients are configured with (the Edge Impulse `/v1` equivalent)."""
+        return f"{self.base_url}/v1"
+
+    def portal_link(self, portal_id: int, token: str) -> str:
+        """The shareable link of a portal; it embeds the token by design."""
+        return f"{self.base_url}/portals/{portal_id}?token={token}"

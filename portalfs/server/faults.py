@@ -1,0 +1,125 @@
+"""Fault injection on the wire, for tests: `app.state.faults` holds rules that the
+middleware consults before each request. With no rules it does nothing. Not a feature for
+production; nothing enables it except code that reaches into app.state.
+
+The seam: a rule matches a route name (see middleware.route_name) and method, fires a given
+number of times, and runs a `FaultAction`, an ASGI-shaped callable that may answer itself
+or call through to the app. `Status` (5xx bursts, 429 + Retry-After) and `Delay` (stalls)
+exist; connection resets and truncated bodies can be added as further actions.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .errors import envelope
+from .middleware import ROUTE_SCOPE_KEY, drain_body
+
+ANY = "*"
+
+
+class FaultAction(Protocol):
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handles one request in place of (or around) `app`."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answers with `status` and an error envelope, after reading the request body (as a
+    real server would), so the client sees the status and not a reset."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    message: str = "injected fault"
+
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        await drain_body(receive)
+        await envelope(self.status, self.message, self.headers)(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Stalls `seconds` before handling the request normally."""
+
+    seconds: float
+
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.sleep(self.seconds)
+        await app(scope, receive, send)
+
+
+@dataclass
+class _Rule:
+    route: str
+    method: str | None
+    remaining: int
+    action: FaultAction
+
+
+class FaultInjector:
+    """The rules. Thread-safe: tests add rules from their thread while the server runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+
+    def add(
+        self, route: str, action: FaultAction, times: int = 1, method: str | None = None
+    ) -> None:
+        """Runs `action` for the next `times` requests to route `route` ("*": any)."""
+        with self._lock:
+            self._rules.append(_Rule(route, method, times, action))
+
+    def fail_next(
+        self,
+        route: str,
+        status: int,
+        times: int = 1,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next `times` requests to `route` get `status` (e.g. 503, or 429 with
+        headers={"Retry-After": "1"})."""
+        self.add(route, Status(status, headers or {}), times, method)
+
+    def take(self, method: str, route: str) -> FaultAction | None:
+        """The action for this request, counting it against its rule; None if no rule."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.route in (route, ANY) and rule.method in (None, method):
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        self._rules.remove(rule)
+                    return rule.action
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def pending(self) -> int:
+        """Requests still to be faulted, over all rules."""
+        with self._lock:
+            return sum(rule.remaining for rule in self._rules)
+
+
+class FaultMiddleware:
+    """Runs the matching fault action, if any, in place of the request."""
+
+    def __init__(self, app: ASGIApp, faults: FaultInjector) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        action = None
+        if scope["type"] == "http":
+            action = self.faults.take(scope["method"], scope.get(ROUTE_SCOPE_KEY, ""))
+        if action is None:
+            return await self.app(scope, receive, send)
+        await action(self.app, scope, receive, send)

@@ -1,0 +1,120 @@
+"""Runs the server: `serve` in the foreground for `portalfs serve`, `run_in_thread` for
+tests and benchmarks. The only module that prints, and it never prints a secret."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from . import bootstrap
+from .app import create_app
+from .config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 15.0
+
+
+@dataclass
+class ServerHandle:
+    """A server running in a background thread; `stop()` (or leaving `with`) ends it."""
+
+    config: ServerConfig  # with the port actually bound
+    app: FastAPI
+    bootstrap: dict | None  # DATA/bootstrap.json, see bootstrap.ensure
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    @property
+    def url(self) -> str:
+        return self.config.base_url
+
+    @property
+    def api_url(self) -> str:
+        return self.config.api_url
+
+    def stop(self, timeout_s: float = 10.0, wait: bool = True) -> None:
+        """Asks the server to finish; with `wait`, returns once it has (uvicorn takes
+        0.1-0.2 s). Test fixtures pass wait=False: the daemon thread ends on its own."""
+        self._server.should_exit = True
+        if not wait:
+            return
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("server thread did not stop within %.1fs", timeout_s)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def run_in_thread(config: ServerConfig) -> ServerHandle:
+    """Bootstraps, binds `config.host:config.port` (0: any free port) and serves in a
+    daemon thread; returns once the server accepts connections."""
+    sock, config = _bind(config)
+    boot = bootstrap.ensure(config)
+    app = create_app(config)
+    server = uvicorn.Server(_uvicorn_config(app))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="portalfs-server", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError(f"portal server on port {config.port} did not start")
+        time.sleep(0.005)  # uvicorn offers no start event to wait on
+    return ServerHandle(config, app, boot, server, thread)
+
+
+def serve(config: ServerConfig) -> None:
+    """Runs the server in the foreground until interrupted (Ctrl-C / SIGTERM)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    sock, config = _bind(config)
+    bootstrap.ensure(config)
+    app = create_app(config)
+    print(_startup_message(config), flush=True)
+    uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
+
+
+def _bind(config: ServerConfig) -> tuple[socket.socket, ServerConfig]:
+    # Bound before bootstrap so links and bootstrap.json carry the real port (port 0 too).
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.create_server((config.host, config.port), family=family)
+    return sock, dataclasses.replace(config, port=sock.getsockname()[1])
+
+
+def _uvicorn_config(app: FastAPI) -> uvicorn.Config:
+    # uvicorn's access log prints query strings, i.e. signatures: ours (middleware.py)
+    # does not. log_config=None leaves logging to the embedding program.
+    return uvicorn.Config(
+        app, access_log=False, log_config=None, lifespan="off", timeout_graceful_shutdown=5
+    )
+
+
+def _startup_message(config: ServerConfig) -> str:
+    boot_file = config.data_dir / bootstrap.BOOTSTRAP_FILE
+    return "\n".join(
+        [
+            f"portalfs server on {config.base_url}",
+            f"  API root:    {config.api_url}",
+            "  Portal id:   1",
+            f"  Portal link, username and password: see {boot_file} (mode 0600)",
+            f"  Log in:      portalfs login --api-url {config.api_url}",
+        ]
+    )

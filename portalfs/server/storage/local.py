@@ -1,0 +1,256 @@
+"""Objects as files under DATA/objects/<key>, with signed URLs served by blobs.py.
+
+The md5 of each file lives in the xattr `user.portalfs.md5` ("<md5> <size> <mtime_ns>", so
+an edited file is detected), set on the temp file before the atomic rename; where xattrs
+are missing it is computed once and cached. Temp files live in DATA/tmp, outside listings.
+Never follows symlinks out of the tree and never serves anything but regular files.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import logging
+import os
+import stat as stat_mod
+import tempfile
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from ..signing import Signer
+from .base import Conflict, Entry, InvalidKey, NotFound, ObjectStat, unwrap_token, wrap_token
+
+log = logging.getLogger(__name__)
+
+MD5_XATTR = "user.portalfs.md5"
+CHUNK_BYTES = 1024 * 1024
+# A concurrent delete may prune the folder between mkdir and rename: try again this often.
+_COMMIT_ATTEMPTS = 3
+
+
+class LocalStorage:
+    """Storage in a local folder. Thread-safe: every change is one atomic rename/unlink."""
+
+    provider = "other"
+    bucket_name = "local"
+
+    def __init__(self, data_dir: Path, signer: Signer) -> None:
+        # Absolute, so that path_for's containment check compares like with like.
+        self.root = (data_dir / "objects").resolve()
+        self.tmp_dir = (data_dir / "tmp").resolve()
+        self._signer = signer
+        self._md5 = Md5Cache()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_leftovers(self.tmp_dir)
+
+    # ------------------------------------------------------------ interface
+
+    def list_page(
+        self, prefix: str, token: str | None, page_size: int, only_folders: bool
+    ) -> tuple[list[Entry], str | None]:
+        names = self._folder_names(self.path_for(prefix))
+        start = 0
+        if token is not None:
+            after = unwrap_token(prefix, token).encode()
+            start = bisect.bisect_right(names, after, key=lambda n: n.encode())
+        chosen = [n for n in names[start:] if not only_folders or n.endswith("/")]
+        page = chosen[:page_size]
+        next_token = wrap_token(prefix, page[-1]) if len(chosen) > page_size else None
+        return [self._entry(prefix + name) for name in page], next_token
+
+    def stat(self, key: str) -> ObjectStat | None:
+        path = self.path_for(key)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._object_stat(path, st) if stat_mod.S_ISREG(st.st_mode) else None
+
+    def upload_url(self, key: str, size: int, md5: str) -> str:
+        return self._signer.url("PUT", key, size=size, md5=md5)
+
+    def download_url(self, key: str) -> str:
+        return self._signer.url("GET", key)
+
+    def delete(self, key: str) -> None:
+        path = self._existing_file(key)
+        path.unlink()
+        self._prune(path.parent)
+
+    def rename(self, old: str, new: str) -> None:
+        source = self._existing_file(old)
+        self._place(source, self.path_for(new))
+        self._prune(source.parent)
+
+    # ------------------------------------------------------ used by blobs.py
+
+    def new_temp(self) -> tuple[Path, BinaryIO]:
+        """A fresh temp file (outside the visible tree) open for writing."""
+        fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-")
+        return Path(name), os.fdopen(fd, "wb")
+
+    def commit(self, temp: Path, key: str, md5: str) -> None:
+        """Atomically makes the complete temp file the object at `key`; raises Conflict."""
+        st = os.stat(temp)
+        try:
+            os.setxattr(temp, MD5_XATTR, _xattr_value(md5, st).encode())
+        except OSError:
+            log.debug("xattrs unsupported in %s; md5 kept in memory", self.tmp_dir)
+        dest = self.path_for(key)
+        self._place(temp, dest)
+        self._md5.put(dest, os.stat(dest), md5)
+
+    def open_read(self, key: str) -> tuple[BinaryIO, ObjectStat]:
+        """The open file at `key` and its stat; raises NotFound."""
+        path = self.path_for(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise NotFound(key) from exc
+        f = os.fdopen(fd, "rb")
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            f.close()
+            raise NotFound(key)
+        return f, self._object_stat(path, st)
+
+    def path_for(self, key: str) -> Path:
+        """The file of `key`; refuses anything that would land outside the objects root."""
+        path = Path(os.path.normpath(self.root / key))
+        if path != self.root and self.root not in path.parents:
+            raise InvalidKey("storage key escapes the objects folder")
+        return path
+
+    # ------------------------------------------------------------- helpers
+
+    def _entry(self, key: str) -> Entry:
+        if key.endswith("/"):
+            return Entry(key, None)
+        path = self.path_for(key)
+        return Entry(key, self._object_stat(path, os.lstat(path)))
+
+    def _object_stat(self, path: Path, st: os.stat_result) -> ObjectStat:
+        mtime = datetime.fromtimestamp(st.st_mtime, UTC)
+        return ObjectStat(st.st_size, self._md5.get(path, st), mtime)
+
+    def _existing_file(self, key: str) -> Path:
+        path = self.path_for(key)
+        try:
+            is_file = stat_mod.S_ISREG(os.lstat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_file = False
+        if not is_file:
+            raise NotFound(key)
+        return path
+
+    def _place(self, source: Path, dest: Path) -> None:
+        for _ in range(_COMMIT_ATTEMPTS):
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, dest)
+                return
+            except FileNotFoundError:
+                continue  # a concurrent delete pruned dest.parent; make it again
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+                raise Conflict(f"a file and a folder would share the name {dest.name!r}") from exc
+        raise Conflict(f"{dest.name!r}: its folder kept disappearing")
+
+    def _prune(self, folder: Path) -> None:
+        # S3 has no empty folders: remove the ones a delete or rename leaves behind.
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty (or already gone): stop
+            folder = folder.parent
+
+    def _folder_names(self, folder: Path) -> list[str]:
+        """Entry names of one folder ("name" or "name/"), sorted like S3 keys (UTF-8)."""
+        try:
+            with os.scandir(folder) as it:
+                names = [n for n in map(_listing_name, it) if n is not None]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(names, key=lambda n: n.encode())
+
+
+class Md5Cache:
+    """md5 hex of files, from the xattr when valid, else computed once and kept in memory
+    keyed by (path, inode, size, mtime_ns). Thread-safe: a lock guards the dict; hashing
+    happens outside it."""
+
+    _MAX_ENTRIES = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: OrderedDict[tuple, str] = OrderedDict()
+
+    def get(self, path: Path, st: os.stat_result) -> str:
+        from_xattr = _read_xattr(path, st)
+        if from_xattr:
+            return from_xattr
+        cache_key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            known = self._known.get(cache_key)
+        if known:
+            return known
+        md5 = _hash_file(path, st)
+        self.put(path, st, md5)
+        return md5
+
+    def put(self, path: Path, st: os.stat_result, md5: str) -> None:
+        with self._lock:
+            self._known[(str(path), st.st_ino, st.st_size, st.st_mtime_ns)] = md5
+            while len(self._known) > self._MAX_ENTRIES:
+                self._known.popitem(last=False)
+
+
+def _read_xattr(path: Path, st: os.stat_result) -> str | None:
+    try:
+        md5, size, mtime_ns = os.getxattr(path, MD5_XATTR, follow_symlinks=False).split()
+    except (OSError, ValueError):
+        return None
+    valid = int(size) == st.st_size and int(mtime_ns) == st.st_mtime_ns
+    return md5.decode() if valid else None
+
+
+def _xattr_value(md5: str, st: os.stat_result) -> str:
+    return f"{md5} {st.st_size} {st.st_mtime_ns}"
+
+
+def _hash_file(path: Path, st: os.stat_result) -> str:
+    """md5 of the file at `path`, whose stat (taken before reading) is `st`."""
+    log.info("computing md5 of %s (no valid %s xattr)", path.name, MD5_XATTR)
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    md5 = digest.hexdigest()
+    # Persist it for the next start; harmless where xattrs are unsupported. A change while
+    # we read leaves a stale mtime in the value, so it is not trusted later.
+    with contextlib.suppress(OSError):
+        os.setxattr(path, MD5_XATTR, _xattr_value(md5, st).encode())
+    return md5
+
+
+def _listing_name(entry: os.DirEntry) -> str | None:
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError:
+        log.warning("skipping %r: its name is not UTF-8", entry.name)
+        return None
+    if entry.is_dir(follow_symlinks=False):
+        return entry.name + "/"
+    return entry.name if entry.is_file(follow_symlinks=False) else None
+
+
+def _remove_leftovers(tmp_dir: Path) -> None:
+    # Temp files of a server that died mid-upload; one server owns a data folder.
+    for leftover in tmp_dir.glob("put-*"):
+        leftover.unlink(missing_ok=True)
+        log.info("removed unfinished upload %s", leftover.name)

@@ -1,0 +1,1 @@
+"""Getting bytes into a portal: deduplicated uploads through upload links."""

@@ -1,0 +1,74 @@
+"""Spool: a private local file holding one open file's new content, its size and an MD5
+kept up to date while the writes are sequential.
+
+Not thread-safe: the file handle that owns it serialises access. Never talks to the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+_CHUNK_BYTES = 1024 * 1024
+
+
+class Spool:
+    """Random-access bytes in a 0600 temp file, with a running MD5 for sequential writers."""
+
+    def __init__(self, directory: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=directory, prefix="spool-")
+        self.fd = fd
+        self.path = Path(name)
+        self.size = 0
+        self._digest = hashlib.md5()
+        # Bytes [0, _hashed) are in _digest; None once a write broke the sequence.
+        self._hashed: int | None = 0
+
+    def write(self, offset: int, data: bytes) -> int:
+        written = os.pwrite(self.fd, data, offset)
+        if self._hashed == offset:
+            self._digest.update(data[:written])
+            self._hashed += written
+        else:
+            self._hashed = None  # an overwrite or a hole: rehash when the MD5 is asked for
+        self.size = max(self.size, offset + written)
+        return written
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def truncate(self, length: int) -> None:
+        os.ftruncate(self.fd, length)
+        if length == 0:
+            self._digest, self._hashed = hashlib.md5(), 0
+        elif length != self._hashed:
+            self._hashed = None
+        self.size = length
+
+    def fill_from(self, chunks: Iterable[bytes]) -> None:
+        """Replace the content with `chunks` (an iterable of bytes), e.g. a downloaded file."""
+        self.truncate(0)
+        for chunk in chunks:
+            self.write(self.size, chunk)
+
+    def md5(self) -> str:
+        """MD5 hex of the current content; re-reads the file only after out-of-order writes."""
+        if self._hashed != self.size:
+            self._rehash()
+        return self._digest.hexdigest()
+
+    def _rehash(self) -> None:
+        digest = hashlib.md5()
+        offset = 0
+        while chunk := os.pread(self.fd, _CHUNK_BYTES, offset):
+            digest.update(chunk)
+            offset += len(chunk)
+        self._digest, self._hashed = digest, offset
+
+    def close(self) -> None:
+        """Close and delete the spool file."""
+        os.close(self.fd)
+        self.path.unlink(missing_ok=True)

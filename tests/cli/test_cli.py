@@ -1,0 +1,166 @@
+"""The command line end to end, as a shell user runs it, against a server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "portalfs", *args],
+        env=full,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def home(tmp_path) -> dict:
+    return {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "home/.config")}
+
+
+def sample(root: Path) -> dict[str, bytes]:
+    files = {"set/a.txt": b"alpha\n", "set/sub dir/ü.bin": os.urandom(200_000), "set/e": b""}
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def test_upload_then_again_skips_everything(portal, tmp_path, home):
+    sample(tmp_path)
+    env = {**portal.env(), **home}
+    first = cli("upload", str(tmp_path / "set"), "--to", "in", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("uploaded") == 3
+    puts = portal.puts()
+    second = cli("upload", str(tmp_path / "set"), "--to", "in", env=env)
+    assert second.returncode == 0
+    assert second.stdout.count("skipped") == 3 and "uploaded" not in second.stdout
+    assert portal.puts() == puts
+
+
+def test_ls_plain_long_and_recursive(portal, tmp_path, home):
+    sample(tmp_path)
+    env = {**portal.env(), **home}
+    cli("upload", str(tmp_path / "set"), env=env)
+    assert cli("ls", env=env).stdout.split() == ["set/"]
+    assert cli("ls", "set", env=env).stdout.splitlines() == ["a.txt", "e", "sub dir/"]
+    recursive = cli("ls", "-R", env=env).stdout.splitlines()
+    assert "set/sub dir/ü.bin" in recursive
+    long = cli("ls", "-l", "set/sub dir", env=env).stdout
+    assert "200000" in long and "ü.bin" in long
+
+
+def test_download_needs_a_login_then_works(portal, tmp_path, home):
+    files = sample(tmp_path)
+    env = {**portal.env(), **home}
+    cli("upload", str(tmp_path / "set"), "--to", "in", env=env)
+    denied = cli("download", "in/set", "-o", str(tmp_path / "out"), env=env)
+    assert denied.returncode == 4 and "login" in denied.stderr
+    login = cli(
+        "login",
+        "--username",
+        portal.username,
+        "--password-stdin",
+        "--save",
+        env=env,
+        stdin=portal.password + "\n",
+    )
+    assert login.returncode == 0, login.stderr
+    assert portal.jwt not in login.stdout + login.stderr
+    saved = Path(home["XDG_CONFIG_HOME"]) / "portalfs/login.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    # Like cp -r: into an existing folder the folder keeps its name, else it becomes -o.
+    (tmp_path / "into").mkdir()
+    got = cli("download", "in/set", "-o", str(tmp_path / "into"), env=env)
+    assert got.returncode == 0, got.stderr
+    renamed = cli("download", "in/set", "-o", str(tmp_path / "out"), env=env)
+    assert renamed.returncode == 0, renamed.stderr
+    for rel, data in files.items():
+        assert (tmp_path / "into" / rel).read_bytes() == data
+        assert (tmp_path / "out" / rel.removeprefix("set/")).read_bytes() == data
+    one = cli("download", "in/set/a.txt", "-o", str(tmp_path / "a-copy.txt"), env=env)
+    assert one.returncode == 0 and (tmp_path / "a-copy.txt").read_bytes() == b"alpha\n"
+
+
+def test_login_prints_an_export_line_like_the_seed_script(portal, home):
+    result = cli(
+        "login",
+        "--username",
+        portal.username,
+        "--password-stdin",
+        env={**portal.env(), **home},
+        stdin=portal.password + "\n",
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("export EI_JWT_TOKEN=ey")
+
+
+def test_wrong_password_wrong_token_and_unreachable_server(portal, home):
+    bad_login = cli(
+        "login",
+        "--username",
+        portal.username,
+        "--password-stdin",
+        env={**portal.env(), **home},
+        stdin="nope\n",
+    )
+    assert bad_login.returncode == 3
+    wrong = cli("ls", env={**portal.env(), **home, "EI_PORTAL_TOKEN": "f" * 64})
+    assert wrong.returncode == 3 and "token" in wrong.stderr
+    assert "f" * 64 not in wrong.stderr
+    down = cli("ls", env={**portal.env(), **home, "EI_API_URL": "http://127.0.0.1:9/v1"})
+    assert down.returncode == 6 and "reachable" in down.stderr
+
+
+def test_missing_settings_say_what_to_set(home):
+    result = cli("ls", env=home)
+    assert result.returncode == 2 and "EI_PORTAL_ID" in result.stderr
+
+
+def test_token_file_must_be_private(portal, tmp_path, home):
+    token_file = tmp_path / "token"
+    token_file.write_text(portal.token)
+    token_file.chmod(0o644)
+    env = {**home, "EI_API_URL": portal.api_url, "EI_PORTAL_ID": "1"}
+    result = cli("ls", "--token-file", str(token_file), env=env)
+    assert result.returncode == 2 and "chmod 600" in result.stderr
+    token_file.chmod(0o600)
+    assert cli("ls", "--token-file", str(token_file), env=env).returncode == 0
+
+
+def test_link_file_gives_api_id_and_token(portal, tmp_path, home):
+    link = tmp_path / "link"
+    link.write_text(f"{portal.server.url}/portals/{portal.portal_id}?token={portal.token}\n")
+    link.chmod(0o600)
+    result = cli("info", "--link-file", str(link), env=home)
+    assert result.returncode == 0, result.stderr
+    assert "upload and list only" in result.stdout
+
+
+def test_bad_names_are_reported_and_the_rest_uploads(portal, tmp_path, home):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set/ok.txt").write_bytes(b"ok")
+    (tmp_path / "set/bad\x01name").write_bytes(b"bad")
+    result = cli("upload", str(tmp_path / "set"), env={**portal.env(), **home})
+    assert result.returncode == 1
+    assert "uploaded    set/ok.txt" in result.stdout and "control characters" in result.stderr
+
+
+def test_admin_create_portal_prints_json(portal, tmp_path):
+    data_dir = portal.server.config.data_dir
+    result = cli("admin", "create-portal", "--data", str(data_dir), "--name", "Second", env={})
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["id"] != portal.portal_id and len(created["token"]) >= 32

@@ -1,0 +1,1 @@
+"""The server against the API contract: edgeimpulse-api models and the seed client."""

@@ -1,0 +1,208 @@
+"""PortalFS called directly: the behaviour SEMANTICS.md promises, without a mount."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from portalfs.client import errors
+
+
+def write_file(fs, path, data, chunk=65536):
+    fh = fs.create(path)
+    try:
+        for off in range(0, len(data), chunk):
+            fs.write(fh, off, data[off : off + chunk])
+        fs.flush(fh)
+    finally:
+        fs.release(fh)
+
+
+def read_file(fs, path):
+    fh = fs.open(path, os.O_RDONLY)
+    try:
+        size = fs.getattr(path).size
+        return fs.read(fh, 0, size + 10)
+    finally:
+        fs.release(fh)
+
+
+def oserror(code, call, *args):
+    with pytest.raises(OSError) as info:
+        call(*args)
+    assert info.value.errno == code, info.value
+
+
+def test_write_then_read_back_and_stat(make_fs):
+    fs = make_fs()
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    write_file(fs, "/a.bin", data)
+    attr = fs.getattr("/a.bin")
+    assert stat.S_ISREG(attr.mode) and attr.size == len(data)
+    assert read_file(fs, "/a.bin") == data
+    assert [name for name, _ in fs.readdir("/")] == ["a.bin"]
+
+
+def test_read_after_write_ignores_ttl(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=3600)
+    assert fs.readdir("/") == []  # cached empty listing, for an hour
+    write_file(fs, "/new.txt", b"hello")
+    assert fs.getattr("/new.txt").size == 5
+    assert [n for n, _ in fs.readdir("/")] == ["new.txt"]
+    assert read_file(fs, "/new.txt") == b"hello"
+
+
+def test_same_content_is_not_uploaded_again(make_fs, portal):
+    fs = make_fs()
+    write_file(fs, "/d.txt", b"same")
+    puts = portal.puts()
+    write_file(fs, "/d.txt", b"same")
+    assert portal.puts() == puts
+    write_file(fs, "/d.txt", b"different")
+    assert portal.puts() == puts + 1
+
+
+def test_write_only_mount_refuses_reads_but_lists_and_writes(make_fs):
+    fs = make_fs(member=False)
+    write_file(fs, "/w.txt", b"data")
+    attr = fs.getattr("/w.txt")
+    assert attr.mode & 0o777 == 0o200
+    oserror(errno.EACCES, fs.open, "/w.txt", os.O_RDONLY)
+    oserror(errno.EACCES, fs.open, "/w.txt", os.O_WRONLY)  # in place needs the old bytes
+    fh = fs.open("/w.txt", os.O_WRONLY | os.O_TRUNC)  # replacing does not
+    fs.write(fh, 0, b"new")
+    fs.flush(fh)
+    fs.release(fh)
+    assert fs.getattr("/w.txt").size == 3
+
+
+def test_read_only_mount_refuses_changes(make_fs):
+    fs = make_fs(read_only=True)
+    oserror(errno.EROFS, fs.create, "/x")
+    oserror(errno.EROFS, fs.mkdir, "/d")
+
+
+def test_in_place_edit_copies_down_first(make_fs):
+    fs = make_fs()
+    write_file(fs, "/e.txt", b"0123456789")
+    fh = fs.open("/e.txt", os.O_WRONLY)
+    fs.write(fh, 3, b"xy")
+    fs.flush(fh)
+    fs.release(fh)
+    assert read_file(fs, "/e.txt") == b"012xy56789"
+
+
+def test_truncate_by_path(make_fs):
+    fs = make_fs()
+    write_file(fs, "/t.txt", b"0123456789")
+    fs.truncate("/t.txt", 4)
+    assert read_file(fs, "/t.txt") == b"0123"
+    fs.truncate("/t.txt", 0)
+    assert fs.getattr("/t.txt").size == 0
+
+
+def test_mkdir_is_local_until_a_file_lands_and_rmdir_of_empty_works(make_fs):
+    fs = make_fs()
+    fs.mkdir("/d")
+    fs.mkdir("/d/e")
+    assert stat.S_ISDIR(fs.getattr("/d/e").mode)
+    oserror(errno.EEXIST, fs.mkdir, "/d")
+    oserror(errno.ENOTEMPTY, fs.rmdir, "/d")
+    fs.rmdir("/d/e")
+    oserror(errno.ENOENT, fs.getattr, "/d/e")
+    write_file(fs, "/d/f.txt", b"f")
+    assert [n for n, _ in fs.readdir("/d")] == ["f.txt"]
+
+
+def test_delete_and_rename_are_refused_unless_allowed(make_fs):
+    fs = make_fs()
+    write_file(fs, "/k.txt", b"k")
+    oserror(errno.EPERM, fs.unlink, "/k.txt")
+    oserror(errno.EPERM, fs.rename, "/k.txt", "/l.txt")
+    fs2 = make_fs(allow_delete=True)
+    fs2.rename("/k.txt", "/l.txt")
+    assert [n for n, _ in fs2.readdir("/")] == ["l.txt"]
+    fs2.unlink("/l.txt")
+    oserror(errno.ENOENT, fs2.getattr, "/l.txt")
+    fs3 = make_fs(member=False, allow_delete=True)
+    write_file(fs3, "/m.txt", b"m")
+    oserror(errno.EPERM, fs3.unlink, "/m.txt")
+
+
+def test_names_the_portal_cannot_store_are_refused_locally(make_fs, portal):
+    fs = make_fs()
+    with pytest.raises(errors.NameTooLongError):
+        fs.create("/" + "n" * 256)
+    with pytest.raises(errors.InvalidNameError):
+        fs.create("/bad\x01name")
+
+
+def test_failed_upload_fails_flush_and_keeps_the_bytes(make_fs, portal, tmp_path):
+    fs = make_fs()
+    fh = fs.create("/lost.txt")
+    fs.write(fh, 0, b"precious")
+    portal.server.stop()
+    with pytest.raises(errors.UnavailableError):
+        fs.flush(fh)
+    fs.release(fh)
+    (entry,) = list(fs.journal.entries())
+    assert entry.portal_path == "lost.txt"
+    assert entry.data_path.read_bytes() == b"precious"
+    assert entry.md5 == hashlib.md5(b"precious").hexdigest()
+
+
+def test_concurrent_writers_of_different_files(make_fs):
+    fs = make_fs()
+    blobs = {f"/c{i}.bin": os.urandom(100_000 + i) for i in range(16)}
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: write_file(fs, *item), blobs.items()))
+    reader = make_fs()
+    for path, data in blobs.items():
+        assert read_file(reader, path) == data
+
+
+def test_created_file_without_writes_uploads_on_release(make_fs, portal):
+    fs = make_fs()
+    fh = fs.create("/touched")
+    fs.flush(fh)  # what close() of a dup'd descriptor does: nothing to send yet
+    puts = portal.puts()
+    fs.release(fh)
+    assert portal.puts() == puts + 1
+    assert make_fs().getattr("/touched").size == 0
+
+
+def test_statfs_reports_room(make_fs):
+    assert make_fs().statfs()["f_bavail"] > 2**30
+
+
+def test_a_file_being_written_shows_its_current_size(make_fs):
+    fs = make_fs()
+    fh = fs.create("/growing")
+    fs.write(fh, 0, b"x" * 1000)
+    assert fs.getattr("/growing").size == 1000
+    assert ("growing", fs.getattr("/growing")) in fs.readdir("/")
+    fs.write(fh, 1000, b"y" * 24)
+    assert fs.getattr("/growing").size == 1024
+    fs.release(fh)
+
+
+def test_a_file_replaced_during_a_read_is_estale_not_mixed(make_fs, portal, tmp_path):
+    from portalfs.fuse.errno_map import errno_for
+
+    writer, reader = make_fs(), make_fs(block_bytes=4096, readahead_blocks=0, cache_bytes=8192)
+    write_file(writer, "/v.bin", b"a" * 20_000)
+    fh = reader.open("/v.bin", os.O_RDONLY)
+    assert reader.read(fh, 0, 4096) == b"a" * 4096
+    write_file(writer, "/v.bin", b"b" * 20_000)
+    with pytest.raises(errors.ConflictError) as info:
+        reader.read(fh, 8192, 4096)
+    assert errno_for(info.value) == errno.ESTALE
+    reader.release(fh)
+    fh = reader.open("/v.bin", os.O_RDONLY)  # a new open sees the new version
+    assert reader.read(fh, 8192, 10) == b"b" * 10
+    reader.release(fh)

@@ -1,0 +1,267 @@
+"""Through a real FUSE mount: what cp, ls, find, md5sum, dd, touch and shells see."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .conftest import MOUNT_TIMEOUT_S, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "flowers/daisy.jpg": os.urandom(300_000),
+        "flowers/tulip one.jpg": os.urandom(1000),
+        "flowers/deep/ünïcødé 名前.txt": "pétale\n".encode(),
+        "notes and docs/readme.txt": b"hello\n",
+        "empty.txt": b"",
+        "big.bin": os.urandom(3 * 1024 * 1024 + 5),
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
+
+
+def test_cp_r_ls_find_md5sum(mount_portal, portal, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    m = mount_portal()
+    assert run("cp", "-r", str(src), str(m.path / "data")).returncode == 0
+    listing = run("ls", "-lR", str(m.path)).stdout
+    assert "daisy.jpg" in listing and "ünïcødé 名前.txt" in listing
+    found = run("find", str(m.path), "-type", "f").stdout.splitlines()
+    assert sorted(found) == sorted(str(m.path / "data" / rel) for rel in files)
+    sums = run("md5sum", *found).stdout
+    for rel, data in files.items():
+        assert f"{hashlib.md5(data).hexdigest()}  {m.path / 'data' / rel}" in sums
+    # A second mount sees the same, so the bytes really reached the portal.
+    other = mount_portal()
+    assert run("diff", "-r", str(src), str(other.path / "data")).returncode == 0
+
+
+def test_second_copy_of_the_same_tree_makes_no_put(mount_portal, portal, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src)
+    m = mount_portal()
+    run("cp", "-r", str(src), str(m.path / "data"))
+    puts = portal.puts()
+    assert run("cp", "-r", str(src) + "/.", str(m.path / "data")).returncode == 0
+    assert portal.puts() == puts
+
+
+def test_overwrite_with_new_bytes(mount_portal):
+    m = mount_portal()
+    (m.path / "f.txt").write_bytes(b"old content")
+    (m.path / "f.txt").write_bytes(b"new")
+    assert (m.path / "f.txt").read_bytes() == b"new"
+    assert mount_portal().path.joinpath("f.txt").read_bytes() == b"new"
+
+
+def test_write_only_mount_lists_and_writes_but_refuses_reads_and_deletes(mount_portal):
+    m = mount_portal(member=False)
+    (m.path / "w.txt").write_bytes(b"data")
+    assert [p.name for p in m.path.iterdir()] == ["w.txt"]
+    assert (m.path / "w.txt").stat().st_size == 4
+    result = run("cat", str(m.path / "w.txt"))
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+    result = run("rm", str(m.path / "w.txt"))
+    assert result.returncode != 0 and "Operation not permitted" in result.stderr
+    assert (m.path / "w.txt").exists()
+
+
+def test_read_only_mount(mount_portal):
+    mount_portal().path.joinpath("r.txt").write_bytes(b"r")
+    m = mount_portal("--read-only")
+    assert (m.path / "r.txt").read_bytes() == b"r"
+    for action in (lambda: (m.path / "x").write_bytes(b"x"), lambda: (m.path / "d").mkdir()):
+        with pytest.raises(OSError) as info:
+            action()
+        assert info.value.errno == errno.EROFS
+
+
+def test_dd_conv_notrunc_edits_in_place(mount_portal):
+    m = mount_portal()
+    (m.path / "d.bin").write_bytes(b"0123456789")
+    result = run(
+        "dd", "if=/dev/zero", f"of={m.path / 'd.bin'}", "bs=1", "count=2", "seek=4", "conv=notrunc"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (m.path / "d.bin").read_bytes() == b"0123\0\0" + b"6789"
+
+
+def test_shell_redirection_and_touch_upload_once(mount_portal, portal):
+    m = mount_portal()
+    puts = portal.puts()
+    assert run("sh", "-c", f"echo hello > '{m.path / 'r.txt'}'").returncode == 0
+    assert portal.puts() == puts + 1
+    assert (m.path / "r.txt").read_bytes() == b"hello\n"
+    assert run("touch", str(m.path / "t")).returncode == 0
+    wait_for(lambda: portal.puts() == puts + 2, 10, "the upload of the touched file")
+    assert (m.path / "t").stat().st_size == 0
+    assert run("touch", str(m.path / "r.txt")).returncode == 0  # existing: nothing to send
+    assert portal.puts() == puts + 2
+
+
+def test_mkdir_p_and_rmdir(mount_portal):
+    m = mount_portal()
+    assert run("mkdir", "-p", str(m.path / "a/b/c")).returncode == 0
+    assert (m.path / "a/b/c").is_dir()
+    (m.path / "a/b/c").rmdir()
+    assert not (m.path / "a/b/c").exists()
+    (m.path / "a/b/f.txt").write_bytes(b"f")
+    with pytest.raises(OSError) as info:
+        (m.path / "a/b").rmdir()
+    assert info.value.errno == errno.ENOTEMPTY
+
+
+def test_unsupported_operations_say_so(mount_portal):
+    m = mount_portal()
+    (m.path / "f").write_bytes(b"f")
+    for action, code in [
+        (lambda: os.chmod(m.path / "f", 0o600), errno.EPERM),
+        (lambda: os.symlink("f", m.path / "s"), errno.EPERM),
+        (lambda: os.link(m.path / "f", m.path / "h"), errno.EPERM),
+        (lambda: os.setxattr(m.path / "f", "user.x", b"1"), errno.ENOTSUP),
+    ]:
+        with pytest.raises(OSError) as info:
+            action()
+        assert info.value.errno == code
+
+
+def test_df_and_statvfs_report_room(mount_portal):
+    m = mount_portal()
+    assert os.statvfs(m.path).f_bavail * os.statvfs(m.path).f_frsize > 2**40
+    assert run("df", str(m.path)).returncode == 0
+
+
+def test_read_after_write_whatever_the_ttl(mount_portal):
+    m = mount_portal("--metadata-ttl", "3600")
+    assert list(m.path.iterdir()) == []
+    (m.path / "n.txt").write_bytes(b"now")
+    assert (m.path / "n.txt").stat().st_size == 3
+    assert (m.path / "n.txt").read_bytes() == b"now"
+
+
+def test_32_writers_and_8_readers_byte_exact(mount_portal, tmp_path):
+    m = mount_portal()
+    blobs = {f"w{i}.bin": os.urandom(200_000 + i * 1000) for i in range(32)}
+
+    def write(item):
+        (m.path / item[0]).write_bytes(item[1])
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(write, blobs.items()))
+    names = list(blobs)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda n: (m.path / n).read_bytes(), names * 2))
+    assert got == [blobs[n] for n in names * 2]
+
+
+def test_failed_upload_fails_close_and_keeps_the_data(mount_portal, portal):
+    m = mount_portal()
+    (m.path / "warmup").write_bytes(b"w")
+    portal.server.stop()
+    with pytest.raises(OSError) as info:
+        (m.path / "lost.txt").write_bytes(b"precious bytes")
+    assert info.value.errno == errno.EIO
+    kept = list((m.cache_dir / "unsent").glob("*.data"))
+    assert [p.read_bytes() for p in kept] == [b"precious bytes"]
+    assert "kept in" in m.log()
+
+
+def test_sigterm_unmounts_cleanly(mount_portal):
+    m = mount_portal()
+    (m.path / "x").write_bytes(b"x")
+    m.process.send_signal(signal.SIGTERM)
+    assert m.process.wait(timeout=MOUNT_TIMEOUT_S) == 0
+    assert not os.path.ismount(m.path)
+
+
+def test_mount_errors_are_clear_before_mounting(portal, tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    env = {**os.environ, **portal.env(), "EI_PORTAL_TOKEN": "0" * 64, "HOME": str(tmp_path)}
+    result = run(sys.executable, "-m", "portalfs", "mount", str(target), "-f", env=env)
+    assert result.returncode == 3 and "401" in result.stderr
+    assert not os.path.ismount(target)
+    (target / "busy").write_text("x")
+    env["EI_PORTAL_TOKEN"] = portal.token
+    result = run(sys.executable, "-m", "portalfs", "mount", str(target), "-f", env=env)
+    assert result.returncode == 2 and "not empty" in result.stderr
+
+
+def test_token_in_a_link_does_not_stay_in_the_process_arguments(portal, tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    link = f"{portal.server.url}/portals/{portal.portal_id}?token={portal.token}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env["HOME"] = str(tmp_path)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "portalfs",
+            "mount",
+            link,
+            str(target),
+            "-f",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: os.path.ismount(target), MOUNT_TIMEOUT_S, "the mount")
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        assert portal.token.encode() not in cmdline
+        assert portal.token not in Path("/proc/self/mountinfo").read_text()
+    finally:
+        subprocess.run(["fusermount3", "-u", str(target)], check=False)
+        process.wait(timeout=MOUNT_TIMEOUT_S)
+
+
+def test_unmount_command(mount_portal):
+    m = mount_portal()
+    result = run(sys.executable, "-m", "portalfs", "unmount", str(m.path))
+    assert result.returncode == 0, result.stderr
+    assert m.process.wait(timeout=MOUNT_TIMEOUT_S) == 0
+    assert shutil.which("fusermount3")
+
+
+def test_a_stalled_upload_does_not_block_ls_or_stat_elsewhere(mount_portal, portal):
+    from portalfs.server.faults import Delay
+
+    m = mount_portal("--metadata-ttl", "0")
+    (m.path / "other").mkdir()
+    (m.path / "other/f.txt").write_bytes(b"f")
+    portal.server.app.state.faults.add("storage_put", Delay(3.0))
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit((m.path / "slow.bin").write_bytes, b"s" * 100_000)
+        wait_for(lambda: (m.path / "slow.bin").exists(), 5, "the slow file to appear")
+        started = time.monotonic()
+        for _ in range(5):
+            assert [p.name for p in (m.path / "other").iterdir()] == ["f.txt"]
+            assert (m.path / "other/f.txt").stat().st_size == 1
+        assert time.monotonic() - started < 1.0
+        assert not slow.done()
+        slow.result(timeout=30)
+    assert (m.path / "slow.bin").read_bytes() == b"s" * 100_000

@@ -1,0 +1,1 @@
+"""Tests of the portal server (portalfs.server) over real HTTP on loopback."""

@@ -1,0 +1,117 @@
+"""The local backend's own duties: md5 in xattrs (and without them), files an admin drops
+in, temp-file hygiene, and never serving anything outside the tree or not a plain file."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+import requests
+
+from portalfs.server.storage import local
+from portalfs.server.storage.base import InvalidKey
+from tests.conftest import md5_hex
+
+
+def etags(server, prefix: str = "") -> dict[str, str]:
+    return {f["path"]: f["ETag"] for f in server.list_all(prefix) if f["type"] == "file"}
+
+
+@pytest.fixture
+def hashes(monkeypatch) -> list[str]:
+    """Names of the files whose md5 the server computed by reading them."""
+    computed: list[str] = []
+    real = local._hash_file
+
+    def counting(path, st):
+        computed.append(path.name)
+        return real(path, st)
+
+    monkeypatch.setattr(local, "_hash_file", counting)
+    return computed
+
+
+def test_upload_stores_md5_in_an_xattr(server, hashes):
+    server.upload("a.txt", b"abc")
+    path = server.data_dir / "objects" / "portal-1" / "a.txt"
+    md5, size, mtime_ns = os.getxattr(path, local.MD5_XATTR).decode().split()
+    assert (md5, int(size), int(mtime_ns)) == (md5_hex(b"abc"), 3, path.stat().st_mtime_ns)
+    assert etags(server) == {"a.txt": md5_hex(b"abc")}
+    assert hashes == []
+
+
+def test_dropped_in_file_is_hashed_once_then_cached_in_the_xattr(server, hashes):
+    folder = server.data_dir / "objects" / "portal-1" / "dropped"
+    folder.mkdir(parents=True)
+    (folder / "f.bin").write_bytes(b"by hand")
+    assert etags(server, "dropped/") == {"dropped/f.bin": md5_hex(b"by hand")}
+    assert etags(server, "dropped/") == {"dropped/f.bin": md5_hex(b"by hand")}
+    assert hashes == ["f.bin"]
+    assert os.getxattr(folder / "f.bin", local.MD5_XATTR)
+
+
+def test_file_edited_in_place_gets_a_fresh_etag(server):
+    server.upload("e.txt", b"before")
+    path = server.data_dir / "objects" / "portal-1" / "e.txt"
+    path.write_bytes(b"after!")  # same size, new mtime: the xattr no longer matches
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert etags(server) == {"e.txt": md5_hex(b"after!")}
+    assert server.download("e.txt") == b"after!"
+
+
+def test_without_xattrs_md5_is_kept_in_memory(server, hashes, monkeypatch):
+    def unsupported(*args, **kwargs):
+        raise OSError(errno.ENOTSUP, "xattrs unsupported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    server.upload("n.txt", b"no xattr")
+    assert etags(server) == {"n.txt": md5_hex(b"no xattr")}
+    assert server.upload_link("n.txt", b"x").json()["ETag"] == md5_hex(b"no xattr")
+    assert hashes == []  # known from the upload itself
+    (server.data_dir / "objects" / "portal-1" / "m.txt").write_bytes(b"dropped")
+    assert etags(server)["m.txt"] == md5_hex(b"dropped")
+    assert etags(server)["m.txt"] == md5_hex(b"dropped")
+    assert hashes == ["m.txt"]
+
+
+def test_unfinished_temp_files_are_removed_at_start(start_server):
+    first = start_server()
+    first.handle.stop()
+    leftover = first.data_dir / "tmp" / "put-crashed"
+    leftover.write_bytes(b"half an upload")
+    start_server(data_dir=first.data_dir)
+    assert not leftover.exists()
+
+
+def test_symlinks_and_special_files_are_neither_listed_nor_served(server, tmp_path):
+    server.upload("real.txt", b"real")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"secret")
+    portal_dir = server.data_dir / "objects" / "portal-1"
+    (portal_dir / "link.txt").symlink_to(outside)
+    (portal_dir / "linkdir").symlink_to(tmp_path, target_is_directory=True)
+    os.mkfifo(portal_dir / "fifo")
+    assert [f["path"] for f in server.list_all()] == ["real.txt"]
+    resp = server.call("POST", "files/download", {"path": "link.txt"}, jwt=server.member_jwt())
+    assert resp.status_code == 404
+    signer = server.app.state.services.signer
+    direct = requests.get(signer.url("GET", "portal-1/link.txt"), timeout=10)
+    assert direct.status_code == 404
+
+
+def test_storage_paths_cannot_escape_the_objects_folder(server):
+    storage = server.app.state.services.storage
+    with pytest.raises(InvalidKey, match="escapes"):
+        storage.path_for("portal-1/../../state.json")
+    assert storage.path_for("portal-1/a/b") == storage.root / "portal-1" / "a" / "b"
+
+
+def test_even_a_validly_signed_escaping_key_is_refused(server):
+    # Only validated keys are ever signed; this checks the second line of defence.
+    signer = server.app.state.services.signer
+    url = signer.url("GET", "portal-1/../../state.json").replace("..", "%2e%2e")
+    resp = requests.get(url, timeout=10)
+    assert resp.status_code == 400
+    assert "escapes" in resp.json()["error"]
