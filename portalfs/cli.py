@@ -257,6 +257,9 @@ def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, ob
         "negative_timeout": config.metadata_ttl_s,
         # libfuse 3's default is "unset", which it reports as an invalid value on every mount.
         "max_threads": 64,
+        # Keep the page cache across opens while size and mtime stay the same: re-reads of
+        # an unchanged file cost nothing.
+        "auto_cache": True,
     }
     if args.allow_other:
         options.update(allow_other=True, default_permissions=True)

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import requests
+
 from . import errors
 from .models import md5_from_etag
 from .transport import Transport
@@ -48,7 +50,6 @@ class RangeRead:
 
     data: bytes
     etag: str | None
-    total_size: int | None
 
 
 class StorageClient:
@@ -66,27 +67,47 @@ class StorageClient:
         resp.close()
 
     def get_range(self, url: str, start: int, length: int, etag: str | None = None) -> RangeRead:
-        """`length` bytes from `start` (fewer at the end of the object).
+        """`length` bytes from `start` (fewer at the end of the object), and the object's ETag.
 
         With `etag`, a changed object raises ConflictError instead of returning new bytes.
         """
+        resp, skip = self._open_range(url, start, length, etag)
+        if resp is None:
+            return RangeRead(b"", etag)
+        chunks = self.transport.iter_body(resp, "read", self.chunk_bytes)
+        data = b"".join(_regroup(chunks, skip, length, max(length, 1)))
+        return RangeRead(data, resp.headers.get("ETag"))
+
+    def stream_range(
+        self, url: str, start: int, length: int, etag: str | None, piece_bytes: int
+    ) -> Iterator[bytes]:
+        """[start, start+length) of the object from one GET, as pieces of `piece_bytes` (the
+        last may be shorter, and all end early at the end of the object)."""
+        resp, skip = self._open_range(url, start, length, etag)
+        if resp is not None:
+            chunks = self.transport.iter_body(resp, "read", self.chunk_bytes)
+            yield from _regroup(chunks, skip, length, piece_bytes)
+
+    def _open_range(
+        self, url: str, start: int, length: int, etag: str | None
+    ) -> tuple[requests.Response | None, int]:
+        """The streaming response for a range and the bytes to skip at its start; None past
+        the end. A changed ETag raises ConflictError before any byte is read."""
         headers = {"Range": f"bytes={start}-{start + length - 1}"}
         if etag:
             headers["If-Match"] = etag
         resp = self.transport.request(
-            "GET", url, what="read", headers=headers, storage=True, ok=(200, 206, 416)
+            "GET", url, what="read", headers=headers, stream=True, storage=True, ok=(200, 206, 416)
         )
-        if resp.status_code == 416:
+        if resp.status_code == 416:  # at or past the end
             resp.close()
-            return RangeRead(b"", resp.headers.get("ETag"), _total_size(resp))
-        data = b"".join(self.transport.iter_body(resp, "read", self.chunk_bytes))
-        if resp.status_code == 200:
-            # The store ignored Range and sent the whole object: cut out what was asked for.
-            data = data[start : start + length]
+            return None, 0
         got_etag = resp.headers.get("ETag")
         if etag and got_etag and md5_from_etag(got_etag) != md5_from_etag(etag):
+            resp.close()
             raise errors.ConflictError("read: the file changed on the server during the read")
-        return RangeRead(data, got_etag, _total_size(resp))
+        # A store that ignores Range sends the whole object: skip to `start`.
+        return resp, start if resp.status_code == 200 else 0
 
     def download_to(
         self, url: str, out: BinaryIO, progress: Callable[[int], None] | None = None
@@ -114,10 +135,25 @@ class StorageClient:
         return md5
 
 
-def _total_size(resp) -> int | None:
-    content_range = resp.headers.get("Content-Range", "")
-    total = content_range.rpartition("/")[2]
-    if total.isdigit():
-        return int(total)
-    length = resp.headers.get("Content-Length")
-    return int(length) if resp.status_code == 200 and length and length.isdigit() else None
+def _regroup(chunks: Iterator[bytes], skip: int, length: int, piece_bytes: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into pieces of `piece_bytes`, after dropping `skip` bytes and
+    stopping after `length` bytes. Chunks that already are whole pieces pass uncopied."""
+    buffer = bytearray()
+    for chunk in chunks:
+        if skip:
+            dropped = min(skip, len(chunk))
+            chunk, skip = chunk[dropped:], skip - dropped
+        if len(chunk) > length:
+            chunk = chunk[:length]
+        length -= len(chunk)
+        if not buffer and len(chunk) == piece_bytes:
+            yield chunk
+        else:
+            buffer += chunk
+            while len(buffer) >= piece_bytes:
+                yield bytes(memoryview(buffer)[:piece_bytes])
+                del buffer[:piece_bytes]
+        if length == 0:
+            break
+    if buffer:
+        yield bytes(buffer)

@@ -296,13 +296,16 @@ class PortalFS:
         return data
 
     def _read_ahead(self, handle: Handle, offset: int, length: int) -> None:
-        # Sequential readers get a window that doubles with each read in sequence.
+        # Sequential readers get a window that doubles with each read in sequence (as
+        # mountpoint-s3's prefetcher does); a random read resets it, costing one GET.
         handle.streak = handle.streak + 1 if offset == handle.next_offset else 0
         handle.next_offset = offset + length
         if handle.streak >= 1 and self.config.readahead_blocks > 0:
-            count = min(2**handle.streak, self.config.readahead_blocks)
+            window = min(2 ** min(handle.streak, 16), self.config.readahead_blocks)
             f = handle.file
-            self.reader.prefetch(paths.to_portal(f.path), f.etag, f.size, handle.next_offset, count)
+            self.reader.prefetch(
+                paths.to_portal(f.path), f.etag, f.size, handle.next_offset, window
+            )
 
     def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self._handle(fh)

@@ -1,8 +1,5 @@
-"""Non-interactive administration of a data folder: create portals, users, organizations.
-
-Works whether or not a server is running on the same folder (a running server picks the
-change up on its next request). Returns plain dicts for the CLI to print; never prints.
-"""
+"""Non-interactive administration of a data folder (portals, users, organizations), safe
+while a server runs on it. Returns plain dicts for the CLI to print; never prints."""
 
 from __future__ import annotations
 

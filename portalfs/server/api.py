@@ -119,10 +119,11 @@ def upload_link(portal_id: int, body: UploadLinkRequest, request: Request) -> di
     md5 = body.file_hash.lower()
     if not _MD5_HEX.fullmatch(md5):
         raise ApiError(400, "fileHash must be the MD5 of the content as 32 hex digits")
+    key = storage_key(portal.prefix, path)
     with storage_errors(path):
         _check_placement(services.storage, portal, path)
-        existing = services.storage.stat(storage_key(portal.prefix, path))
-        url = services.storage.upload_url(storage_key(portal.prefix, path), body.file_size, md5)
+        existing = services.storage.stat(key)
+        url = services.storage.upload_url(key, body.file_size, md5)
     # The stored object's ETag lets a client skip uploading identical content.
     return {"success": True, "url": url} | ({"ETag": existing.etag} if existing else {})
 

@@ -1,8 +1,5 @@
-"""Who may do what: portal tokens, JWTs and organization membership.
-
-A portal token grants upload rights on its own portal only; a member's JWT grants
-everything on the organization's portals. Never logs a token or a JWT.
-"""
+"""Who may do what: a portal token grants upload rights on its own portal only; a JWT of a
+member of the portal's organization grants everything. Never logs a token or a JWT."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""Fault injection on the wire, for tests: `app.state.faults` holds rules that the
-middleware consults before each request. With no rules it does nothing. Not a feature for
-production; nothing enables it except code that reaches into app.state.
-
-The seam: a rule matches a route name (see middleware.route_name) and method, fires a given
-number of times, and runs a `FaultAction`, an ASGI-shaped callable that may answer itself
-or call through to the app. `Status` (5xx bursts, 429 + Retry-After) and `Delay` (stalls)
-exist; connection resets and truncated bodies can be added as further actions.
-"""
+"""Fault injection on the wire, for tests: rules in `app.state.faults`, consulted by a
+middleware before each request, replace or delay matching requests. Inert without rules;
+nothing but code reaching into app.state adds any."""
 
 from __future__ import annotations
 
@@ -18,7 +12,7 @@ import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import envelope
-from .middleware import ROUTE_SCOPE_KEY, drain_body
+from .middleware import ROUTE_SCOPE_KEY
 
 ANY = "*"
 
@@ -30,15 +24,13 @@ class FaultAction(Protocol):
 
 @dataclass(frozen=True)
 class Status:
-    """Answers with `status` and an error envelope, after reading the request body (as a
-    real server would), so the client sees the status and not a reset."""
+    """Answers with `status` and an error envelope, without running the route."""
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "injected fault"
 
     async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        await drain_body(receive)
         await envelope(self.status, self.message, self.headers)(scope, receive, send)
 
 
@@ -62,7 +54,10 @@ class _Rule:
 
 
 class FaultInjector:
-    """The rules. Thread-safe: tests add rules from their thread while the server runs."""
+    """The rules. A rule matches a route name (see middleware.route_name, "*" for any) and
+    optionally a method, fires a given number of times, and runs a `FaultAction`: `Status`
+    (5xx bursts, 429 + Retry-After) or `Delay` (stalls); resets and truncated bodies can be
+    added as further actions. Thread-safe: tests add rules while the server runs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

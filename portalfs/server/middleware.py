@@ -15,15 +15,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import envelope
-
 access_log = logging.getLogger("portalfs.server.access")
 
 ROUTE_SCOPE_KEY = "portalfs.route"
 UNMATCHED = "unmatched"
-# Bytes of an oversized body we read and drop before answering 413, so that the client,
-# still sending, reads our answer instead of a connection reset.
-_DRAIN_LIMIT_BYTES = 16 * 1024**2
 
 
 class Metrics:
@@ -103,7 +98,8 @@ class AccessLogMiddleware:
 
 
 class JsonBodyLimitMiddleware:
-    """Answers 413 to /v1 requests whose body exceeds `max_bytes` (declared or streamed)."""
+    """Answers 413 to /v1 requests whose body exceeds `max_bytes`, counted as it arrives
+    (a Content-Length can be absent or wrong)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -112,10 +108,6 @@ class JsonBodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await drain_body(receive)
-            return await self._too_large()(scope, receive, send)
         seen = 0
 
         async def limited_receive() -> Message:
@@ -123,25 +115,10 @@ class JsonBodyLimitMiddleware:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                # FastAPI passes HTTPException through its body parsing; errors.py turns
-                # it into the envelope.
-                raise HTTPException(413, self._message())
+                # FastAPI passes HTTPException through its body parsing and errors.py makes
+                # it the envelope; uvicorn discards the unread rest of the body, so a client
+                # still sending reads this answer, not a reset.
+                raise HTTPException(413, f"request body larger than {self.max_bytes} bytes")
             return message
 
         await self.app(scope, limited_receive, send)
-
-    def _message(self) -> str:
-        return f"request body larger than {self.max_bytes} bytes"
-
-    def _too_large(self) -> ASGIApp:
-        return envelope(413, self._message())
-
-
-async def drain_body(receive: Receive) -> None:
-    """Reads and drops the request body, up to _DRAIN_LIMIT_BYTES."""
-    drained = 0
-    while drained <= _DRAIN_LIMIT_BYTES:
-        message = await receive()
-        drained += len(message.get("body", b""))
-        if message["type"] != "http.request" or not message.get("more_body"):
-            return

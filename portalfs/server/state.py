@@ -1,8 +1,5 @@
-"""Organizations, users and portals, persisted in DATA/state.json (mode 0600).
-
-Thread-safe, and safe against admin commands editing the same file while the server runs.
-It never touches stored objects and never logs a secret.
-"""
+"""Organizations, users and portals in DATA/state.json (mode 0600); thread-safe and safe
+against admin commands editing the file while the server runs. Never logs a secret."""
 
 from __future__ import annotations
 
@@ -185,6 +182,7 @@ class State:
             if self._snapshot is None or sig != self._file_sig:
                 # Another process (an admin command) changed the file: pick it up.
                 self._snapshot, self._file_sig = _load(self._path), sig
+                log.debug("loaded %s", self._path)
             return self._snapshot
 
     def _mutate(self, change: Callable[[_Snapshot], tuple[_Snapshot, T]]) -> T:

@@ -71,7 +71,7 @@ def test_range_reads(portal, tmp_path):
     client, storage = clients(portal.member)
     url = client.download_link("r.bin")
     got = storage.get_range(url, 1000, 500)
-    assert got.data == data[1000:1500] and got.total_size == len(data)
+    assert got.data == data[1000:1500]
     assert storage.get_range(url, len(data) - 10, 100).data == data[-10:]
 
 

@@ -69,7 +69,7 @@ def test_restart_reuses_state_and_refreshes_the_api_url(start_server):
     assert len(second.app.state.services.state.portals()) == 1
 
 
-def test_restart_without_bootstrap_file_still_serves(start_server, tmp_path):
+def test_restart_without_bootstrap_file_still_serves(start_server):
     first = start_server()
     first.handle.stop()
     (first.data_dir / "bootstrap.json").unlink()

@@ -51,10 +51,10 @@ def paged_server(start_server, request):
 @pytest.mark.parametrize("paged_server", ["local", "s3"], indirect=True)
 def test_paging_returns_every_entry_once_in_order(paged_server):
     # Folders and files interleave in S3 key order ("a-" < "a/" < "a0" in bytes).
-    paths = ["a-file", "a/inner", "a0", "b", "c/x", "c/y", "d.txt", "e/f/g", "z", "é.txt"]
+    paths = ["a-file", "a/inner", "a0", "b", "c/x", "c/y", "d.txt", "e/f/g", "f/1", "z", "é.txt"]
     for path in paths:
         paged_server.upload(path, path.encode())
-    want = ["a-file", "a/", "a0", "b", "c/", "d.txt", "e/", "z", "é.txt"]
+    want = ["a-file", "a/", "a0", "b", "c/", "d.txt", "e/", "f/", "z", "é.txt"]
     pages, token = [], None
     while True:
         page = paged_server.list_page("", token)
@@ -63,7 +63,7 @@ def test_paging_returns_every_entry_once_in_order(paged_server):
         if token is None:
             break
     assert [p for page in pages for p in page] == want
-    assert [len(p) for p in pages] == [3, 3, 3]
+    assert [len(p) for p in pages] == [3, 3, 3, 1]
     assert want == sorted(want, key=lambda p: p.encode())
 
 

@@ -99,6 +99,10 @@ def test_symlinks_and_special_files_are_neither_listed_nor_served(server, tmp_pa
     signer = server.app.state.services.signer
     direct = requests.get(signer.url("GET", "portal-1/link.txt"), timeout=10)
     assert direct.status_code == 404
+    through_link = server.upload_link("linkdir/evil.txt", b"evil")
+    assert through_link.status_code == 400
+    assert "escapes" in through_link.json()["error"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.txt"]
 
 
 def test_storage_paths_cannot_escape_the_objects_folder(server):

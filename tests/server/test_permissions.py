@@ -33,22 +33,26 @@ def expected(upload: int | None, member: int | None) -> dict[str, int]:
 
 
 def credentials(server, caller: str) -> dict:
-    member, token = server.member_jwt(), server.portal_token
-    issuer = server.app.state.services.issuer
-    expired = issuer.issue(1, now=time.time() - 2 * 86400)
-    return {
-        "nothing": {"token": None},
-        "token": {"token": token},
-        "token+member": {"token": token, "jwt": member},
-        "member": {"token": None, "jwt": member},
-        "token+outsider": {"token": token, "jwt": server.add_outsider()["jwt"]},
-        "outsider": {"token": None, "jwt": server.add_outsider()["jwt"]},
-        "expired": {"token": None, "jwt": expired},
-        "token+expired": {"token": token, "jwt": expired},
-        "forged-jwt": {"token": token, "jwt": member[:-4] + "AAAA"},
-        "wrong-token": {"token": "0" * 64},
-        "portal-2-token": {"token": server.add_portal()["token"]},
-    }[caller]
+    """The headers `caller` sends, as keyword arguments of PortalServer.call."""
+    token = server.portal_token
+
+    def expired() -> str:
+        return server.app.state.services.issuer.issue(1, now=time.time() - 2 * 86400)
+
+    make = {
+        "nothing": lambda: {"token": None},
+        "token": lambda: {"token": token},
+        "token+member": lambda: {"token": token, "jwt": server.member_jwt()},
+        "member": lambda: {"token": None, "jwt": server.member_jwt()},
+        "token+outsider": lambda: {"token": token, "jwt": server.add_outsider()["jwt"]},
+        "outsider": lambda: {"token": None, "jwt": server.add_outsider()["jwt"]},
+        "expired": lambda: {"token": None, "jwt": expired()},
+        "token+expired": lambda: {"token": token, "jwt": expired()},
+        "forged-jwt": lambda: {"token": token, "jwt": server.member_jwt()[:-4] + "AAAA"},
+        "wrong-token": lambda: {"token": "0" * 64},
+        "portal-2-token": lambda: {"token": server.add_portal()["token"]},
+    }
+    return make[caller]()
 
 
 TABLE = {

@@ -4,6 +4,7 @@ replacement, interrupted uploads, ETags for skipping, file/folder conflicts."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 from urllib.parse import urlsplit
 
@@ -140,7 +141,7 @@ def test_signed_size_and_md5_cannot_be_edited(server):
     assert stored(server) == []
 
 
-def test_interrupted_put_keeps_the_old_version_and_no_temp_file(server, wait_until):
+def test_interrupted_put_keeps_the_old_version_and_no_temp_file(server, wait_until, caplog):
     server.upload("big.bin", b"old")
     new = bytes(range(256)) * 4096  # 1 MiB
     url = urlsplit(server.upload_link("big.bin", new).json()["url"])
@@ -156,6 +157,8 @@ def test_interrupted_put_keeps_the_old_version_and_no_temp_file(server, wait_unt
     assert server.download("big.bin") == b"old"
     assert temp_files(server) == []
     assert stored(server) == ["portal-1/big.bin"]
+    # A client going away is not a server error.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_file_where_a_folder_is_needed_is_409(any_server):

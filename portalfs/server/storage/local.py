@@ -1,10 +1,5 @@
-"""Objects as files under DATA/objects/<key>, with signed URLs served by blobs.py.
-
-The md5 of each file lives in the xattr `user.portalfs.md5` ("<md5> <size> <mtime_ns>", so
-an edited file is detected), set on the temp file before the atomic rename; where xattrs
-are missing it is computed once and cached. Temp files live in DATA/tmp, outside listings.
-Never follows symlinks out of the tree and never serves anything but regular files.
-"""
+"""Objects as files under DATA/objects/<key>; md5s in the xattr `user.portalfs.md5`, temp
+files in DATA/tmp (outside listings). Serves regular files only, never via symlinks."""
 
 from __future__ import annotations
 
@@ -26,6 +21,8 @@ from .base import Conflict, Entry, InvalidKey, NotFound, ObjectStat, unwrap_toke
 
 log = logging.getLogger(__name__)
 
+# Value "<md5> <size> <mtime_ns>": set on the temp file before the atomic rename, and
+# trusted only while size and mtime still match (an admin may edit a file in place).
 MD5_XATTR = "user.portalfs.md5"
 CHUNK_BYTES = 1024 * 1024
 # A concurrent delete may prune the folder between mkdir and rename: try again this often.
@@ -56,12 +53,12 @@ class LocalStorage:
         names = self._folder_names(self.path_for(prefix))
         start = 0
         if token is not None:
-            after = unwrap_token(prefix, token).encode()
-            start = bisect.bisect_right(names, after, key=lambda n: n.encode())
+            start = bisect.bisect_right(names, unwrap_token(prefix, token))
         chosen = [n for n in names[start:] if not only_folders or n.endswith("/")]
         page = chosen[:page_size]
         next_token = wrap_token(prefix, page[-1]) if len(chosen) > page_size else None
-        return [self._entry(prefix + name) for name in page], next_token
+        entries = [self._entry(prefix + name) for name in page]
+        return [e for e in entries if e is not None], next_token
 
     def stat(self, key: str) -> ObjectStat | None:
         path = self.path_for(key)
@@ -120,19 +117,21 @@ class LocalStorage:
         return f, self._object_stat(path, st)
 
     def path_for(self, key: str) -> Path:
-        """The file of `key`; refuses anything that would land outside the objects root."""
+        """The file of `key`; refuses anything that would land outside the objects root,
+        by ".." or through a symlinked folder someone put into the tree."""
         path = Path(os.path.normpath(self.root / key))
-        if path != self.root and self.root not in path.parents:
+        real_parent = Path(os.path.realpath(path.parent))
+        if not _within(path, self.root) or not _within(real_parent, self.root):
             raise InvalidKey("storage key escapes the objects folder")
         return path
 
     # ------------------------------------------------------------- helpers
 
-    def _entry(self, key: str) -> Entry:
+    def _entry(self, key: str) -> Entry | None:
         if key.endswith("/"):
             return Entry(key, None)
-        path = self.path_for(key)
-        return Entry(key, self._object_stat(path, os.lstat(path)))
+        st = self.stat(key)
+        return Entry(key, st) if st else None  # None: deleted since the folder was read
 
     def _object_stat(self, path: Path, st: os.stat_result) -> ObjectStat:
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
@@ -162,7 +161,7 @@ class LocalStorage:
 
     def _prune(self, folder: Path) -> None:
         # S3 has no empty folders: remove the ones a delete or rename leaves behind.
-        while folder != self.root and self.root in folder.parents:
+        while folder != self.root and _within(folder, self.root):
             try:
                 folder.rmdir()
             except OSError:
@@ -170,13 +169,14 @@ class LocalStorage:
             folder = folder.parent
 
     def _folder_names(self, folder: Path) -> list[str]:
-        """Entry names of one folder ("name" or "name/"), sorted like S3 keys (UTF-8)."""
+        """Entry names of one folder ("name" or "name/"), sorted like S3 keys: by UTF-8
+        bytes, which is code point order, i.e. Python's own str order."""
         try:
             with os.scandir(folder) as it:
                 names = [n for n in map(_listing_name, it) if n is not None]
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(names, key=lambda n: n.encode())
+        return sorted(names)
 
 
 class Md5Cache:
@@ -208,6 +208,10 @@ class Md5Cache:
             self._known[(str(path), st.st_ino, st.st_size, st.st_mtime_ns)] = md5
             while len(self._known) > self._MAX_ENTRIES:
                 self._known.popitem(last=False)
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def _read_xattr(path: Path, st: os.stat_result) -> str | None:

@@ -61,7 +61,7 @@ class S3Storage:
             # A console's zero-byte "folder/" marker is the folder itself, not an entry.
             objects = [o for o in page.get("Contents", []) if o["Key"] != params["Prefix"]]
             entries += [Entry(self._key(o["Key"]), _object_stat(o)) for o in objects]
-        entries.sort(key=lambda e: e.key.encode())
+        entries.sort(key=lambda e: e.key)  # code point order = UTF-8 byte order = S3's
         if not page.get("IsTruncated"):
             return entries, None
         return entries, wrap_token(prefix, page["NextContinuationToken"])

@@ -1,0 +1,615 @@
+"""portalfs benchmark: runs each target of the performance issue side by side with the
+direct API path (and rclone / s3fs where installed) against real servers on loopback, and
+prints a table of figures and ratios; `--json` writes them too.
+
+A benchmark, not a test: it asserts nothing about timings. Run it through scripts/bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+MiB = 1024 * 1024
+PY = sys.executable
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def drop_caches() -> None:
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        pass  # not root: cold figures are warmer than they should be, the table says so
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def rss_peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_file(path: Path, size: int) -> None:
+    chunk = os.urandom(MiB)
+    with open(path, "wb") as f:
+        for _ in range(size // MiB):
+            f.write(chunk)
+        f.write(chunk[: size % MiB])
+
+
+def md5_file(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Portal:
+    api_url: str
+    portal_id: int
+    token: str
+    jwt: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def env(self, member: bool = True) -> dict[str, str]:
+        env = {
+            "EI_API_URL": self.api_url,
+            "EI_PORTAL_ID": str(self.portal_id),
+            "EI_PORTAL_TOKEN": self.token,
+        }
+        if member:
+            env["EI_JWT_TOKEN"] = self.jwt
+        return env
+
+    def headers(self, member: bool = False) -> dict[str, str]:
+        h = {"x-token": self.token, "content-type": "application/json"}
+        if member:
+            h["x-jwt-token"] = self.jwt
+        return h
+
+    def requests_seen(self, method: str, path_part: str) -> int:
+        """Requests in the server's access log so far, by method and path fragment."""
+        n = 0
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if "portalfs.server.access" in line and f" {method} " in line and path_part in line:
+                n += 1
+        return n
+
+
+@contextmanager
+def portal_server(workdir: Path, storage: str | None, env: dict[str, str]) -> Iterator[Portal]:
+    port = free_port()
+    data = workdir / f"server-{port}"
+    log_path = workdir / f"server-{port}.log"
+    cmd = [PY, "-m", "portalfs", "-v", "serve", "--data", str(data), "--port", str(port)]
+    if storage:
+        cmd += ["--storage", storage]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    try:
+        wait_for(
+            lambda: (data / "bootstrap.json").exists() or proc.poll() is not None, 30, "server"
+        )
+        boot = json.loads((data / "bootstrap.json").read_text())
+        api = boot["api_url"]
+        wait_for(lambda: _answers(api), 30, "server to answer")
+        r = requests.post(
+            f"{api}/api-login", json={"username": boot["username"], "password": boot["password"]}
+        )
+        yield Portal(
+            api, boot["portal_id"], boot["portal_token"], r.json()["token"], log_path, proc
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _answers(api: str) -> bool:
+    try:
+        requests.get(f"{api}/api/portals/1", timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
+    """moto's S3 server on a loopback port with a bucket; yields the AWS environment."""
+    port = free_port()
+    tmp = Path("/dev/shm") if Path("/dev/shm").is_dir() else workdir  # stable timings
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    try:
+        wait_for(lambda: _tcp_open(port), 30, "moto")
+        requests.put(f"http://127.0.0.1:{port}/bench")
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ----------------------------------------------------------------------------- mounts
+
+
+@contextmanager
+def mount(
+    portal: Portal, workdir: Path, member: bool = True, *flags: str
+) -> Iterator[tuple[Path, int]]:
+    point = Path(tempfile.mkdtemp(dir=workdir, prefix="mnt-"))
+    cache = Path(tempfile.mkdtemp(dir=workdir, prefix="cache-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env.update(portal.env(member), HOME=str(workdir))
+    proc = subprocess.Popen(
+        [PY, "-m", "portalfs", "mount", str(point), "-f", "--cache-dir", str(cache), *flags],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, "mount")
+        # The read-ahead knob is set just after the mount appears.
+        wait_for(lambda: _readahead_set(point), 5, "read-ahead")
+        yield point, proc.pid
+    finally:
+        subprocess.run(["fusermount3", "-u", str(point)], check=False)
+        proc.wait(30)
+
+
+def _readahead_set(point: Path) -> bool:
+    dev = os.stat(point).st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    return os.geteuid() != 0 or not knob.exists() or knob.read_text().strip() != "128"
+
+
+# ----------------------------------------------------------------------------- direct path
+
+
+def seed_upload(portal: Portal, name: str, path: Path) -> None:
+    """The seed script's upload: md5 of the file, upload link, PUT with the file object."""
+    payload = {"fileName": name, "fileSize": os.path.getsize(path), "fileHash": md5_file(path)}
+    r = requests.post(
+        f"{portal.api_url}/api/portals/{portal.portal_id}/upload-link",
+        json=payload,
+        headers=portal.headers(),
+    )
+    with open(path, "rb") as f:
+        requests.put(r.json()["url"], data=f).raise_for_status()
+
+
+def direct_get(portal: Portal, name: str) -> int:
+    r = requests.post(
+        f"{portal.api_url}/api/portals/{portal.portal_id}/files/download",
+        json={"path": name},
+        headers=portal.headers(member=True),
+    )
+    n = 0
+    with requests.get(r.json()["url"], stream=True) as resp:
+        for chunk in resp.iter_content(MiB):
+            n += len(chunk)
+    return n
+
+
+def direct_list_all(portal: Portal, prefix: str) -> int:
+    """Every folder under prefix, all pages, as the seed's list call does it; returns files."""
+    files, folders = 0, [prefix]
+    session = requests.Session()
+    while folders:
+        current = folders.pop()
+        token = None
+        while True:
+            body = {"prefix": current, **({"continuationToken": token} if token else {})}
+            j = session.post(
+                f"{portal.api_url}/api/portals/{portal.portal_id}/files",
+                json=body,
+                headers=portal.headers(),
+            ).json()
+            for f in j["files"]:
+                if f["type"] == "folder":
+                    folders.append(current + f["name"].rstrip("/") + "/")
+                else:
+                    files += 1
+            token = j.get("continuationToken")
+            if not token:
+                break
+    return files
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Row:
+    target: str
+    measure: str
+    runs: list[float] = field(default_factory=list)
+    unit: str = ""
+    ratio_to: str | None = None
+
+    def stats(self) -> tuple[float, float, float]:
+        return min(self.runs), statistics.median(self.runs), max(self.runs)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.rows: dict[str, Row] = {}
+        self.notes: list[str] = []
+
+    def add(
+        self,
+        key: str,
+        target: str,
+        measure: str,
+        value: float,
+        unit: str,
+        ratio_to: str | None = None,
+    ) -> None:
+        row = self.rows.setdefault(key, Row(target, measure, unit=unit, ratio_to=ratio_to))
+        row.runs.append(value)
+
+    # -- 1, 2, 7: sequential read, re-read, memory
+    def reads(self, portal: Portal, backend: str, big: Path, name: str) -> None:
+        size = big.stat().st_size
+        drop_caches()
+        self.add(
+            f"read-direct-{backend}",
+            f"1 read ({backend})",
+            "direct streaming GET",
+            size / timed(lambda: direct_get(portal, name)) / 1e6,
+            "MB/s",
+        )
+        with mount(portal, self.workdir) as (point, pid):
+            drop_caches()
+            cold = size / timed(lambda: _dd_read(point / name)) / 1e6
+            warm = size / timed(lambda: _dd_read(point / name)) / 1e6
+            self.add(
+                f"read-cold-{backend}",
+                f"1 read ({backend})",
+                "portalfs cold dd bs=1M",
+                cold,
+                "MB/s",
+                ratio_to=f"read-direct-{backend}",
+            )
+            self.add(
+                f"read-warm-{backend}",
+                f"2 re-read ({backend})",
+                "portalfs second dd",
+                warm,
+                "MB/s",
+                ratio_to=f"read-cold-{backend}",
+            )
+            self.add(
+                f"rss-read-{backend}",
+                f"7 memory ({backend})",
+                "daemon peak RSS, reading",
+                rss_peak_mib(pid),
+                "MiB",
+            )
+
+    # -- 3: random reads cost at most one ranged GET each
+    def random_reads(self, portal: Portal, big: Path, name: str, count: int) -> None:
+        size = big.stat().st_size
+        rng = random.Random(7)
+        with mount(portal, self.workdir) as (point, _):
+            before = portal.requests_seen("GET", "/storage/")
+            fd = os.open(point / name, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            try:
+                for _ in range(count):
+                    length = rng.randint(4096, 65536)
+                    offset = rng.randrange(0, size - length)
+                    os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
+            gets = portal.requests_seen("GET", "/storage/") - before
+        self.add(
+            "random-gets",
+            "3 random reads (local)",
+            f"ranged GETs per read ({count} reads)",
+            gets / count,
+            "GET/read",
+        )
+
+    # -- 4, 7: write a large file until stored
+    def writes(self, portal: Portal, backend: str, big: Path) -> None:
+        size = big.stat().st_size
+        drop_caches()
+        self.add(
+            f"write-direct-{backend}",
+            f"4 write ({backend})",
+            "direct md5+link+PUT",
+            size / timed(lambda: seed_upload(portal, f"direct-{time.time_ns()}", big)) / 1e6,
+            "MB/s",
+        )
+        with mount(portal, self.workdir) as (point, pid):
+            drop_caches()
+            target = point / f"w-{time.time_ns()}.bin"
+            t = timed(lambda: subprocess.run(["cp", str(big), str(target)], check=True))
+            self.add(
+                f"write-mount-{backend}",
+                f"4 write ({backend})",
+                "portalfs cp until close",
+                size / t / 1e6,
+                "MB/s",
+                ratio_to=f"write-direct-{backend}",
+            )
+            self.add(
+                f"rss-write-{backend}",
+                f"7 memory ({backend})",
+                "daemon peak RSS, writing",
+                rss_peak_mib(pid),
+                "MiB",
+            )
+
+    # -- 5: many small files
+    def small_files(self, portal: Portal, tree: Path, count: int) -> None:
+        files = sorted(p for p in tree.rglob("*") if p.is_file())
+        tag = time.time_ns()
+        t = timed(lambda: [seed_upload(portal, f"seed-{tag}/{p.name}", p) for p in files])
+        self.add(
+            "small-seed",
+            "5 small files",
+            f"seed client, sequential ({count} x 16 KiB)",
+            count / t,
+            "files/s",
+        )
+        with mount(portal, self.workdir, False) as (point, _):
+            t = timed(
+                lambda: subprocess.run(
+                    ["cp", "-r", str(tree), str(point / f"cp-{tag}")], check=True
+                )
+            )
+        self.add(
+            "small-cp",
+            "5 small files",
+            "portalfs cp -r",
+            count / t,
+            "files/s",
+            ratio_to="small-seed",
+        )
+        env = {**os.environ, **portal.env(False), "HOME": str(self.workdir)}
+        t = timed(
+            lambda: subprocess.run(
+                [PY, "-m", "portalfs", "upload", "-q", str(tree), "--to", f"up-{tag}"],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        self.add(
+            "small-upload",
+            "5 small files",
+            "portalfs upload (concurrent)",
+            count / t,
+            "files/s",
+            ratio_to="small-seed",
+        )
+
+    # -- 6: listings
+    def listings(self, portal: Portal, prefix: str, files: int) -> None:
+        t_direct = timed(lambda: direct_list_all(portal, prefix + "/"))
+        self.add("ls-direct", "6 ls -lR", f"listing requests alone ({files} files)", t_direct, "s")
+        with mount(portal, self.workdir) as (point, _):
+            before = portal.requests_seen("POST", "/files")
+            t = timed(
+                lambda: subprocess.run(
+                    ["ls", "-lR", str(point / prefix)], check=True, stdout=subprocess.DEVNULL
+                )
+            )
+            lists = portal.requests_seen("POST", "/files") - before
+        self.add("ls-mount", "6 ls -lR", "portalfs cold ls -lR", t, "s", ratio_to="ls-direct")
+        self.add("ls-requests", "6 ls -lR", "listing requests made by ls -lR", lists, "requests")
+        with mount(portal, self.workdir) as (point, _):
+            t = timed(
+                lambda: subprocess.run(
+                    ["find", str(point / prefix)], check=True, stdout=subprocess.DEVNULL
+                )
+            )
+        self.add("find-mount", "6 find", "portalfs cold find", t, "s", ratio_to="ls-direct")
+
+    def report(self) -> dict:
+        out = {}
+        lines = [
+            f"{'target':<22} {'measure':<44} {'min':>9} {'median':>9} {'max':>9}  unit      ratio"
+        ]
+        for key, row in self.rows.items():
+            lo, med, hi = row.stats()
+            ratio = ""
+            if row.ratio_to and row.ratio_to in self.rows:
+                base = statistics.median(self.rows[row.ratio_to].runs)
+                # For times, smaller is better: the ratio says how many times the baseline.
+                ratio = f"{med / base:6.2f}x" if base else ""
+            lines.append(
+                f"{row.target:<22} {row.measure:<44} {lo:9.2f} {med:9.2f} {hi:9.2f}"
+                f"  {row.unit:<9} {ratio}"
+            )
+            out[key] = {
+                "target": row.target,
+                "measure": row.measure,
+                "unit": row.unit,
+                "runs": row.runs,
+                "median": med,
+                "ratio_to": row.ratio_to,
+            }
+        print("\n".join(lines))
+        for note in self.notes:
+            print("note:", note)
+        return out
+
+
+def _dd_read(path: Path) -> None:
+    subprocess.run(
+        ["dd", f"if={path}", "of=/dev/null", "bs=1M"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def make_small_tree(root: Path, count: int, size: int) -> None:
+    for i in range(count):
+        sub = root / f"d{i % 10}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i:05d}.bin").write_bytes(os.urandom(size))
+
+
+def seed_tree(portal: Portal, prefix: str, folders: int, per_folder: int, workdir: Path) -> None:
+    """Many small files, uploaded with the CLI (fast, concurrent)."""
+    root = workdir / f"tree-{prefix}"
+    for f in range(folders):
+        sub = root / prefix / f"folder{f:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for i in range(per_folder):
+            (sub / f"f{i:04d}.txt").write_bytes(b"x")
+    env = {**os.environ, **portal.env(False), "HOME": str(workdir)}
+    subprocess.run(
+        [PY, "-m", "portalfs", "upload", "-q", "-j", "16", str(root / prefix)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run (< 2 min)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", default="bench-results/bench.json")
+    parser.add_argument("--skip-s3", action="store_true", help="only the local backend")
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+    big_size = (128 if args.quick else 1024) * MiB
+    small_count = 200 if args.quick else 1000
+    random_count = 50 if args.quick else 200
+
+    workdir = Path(tempfile.mkdtemp(prefix="portalfs-bench-"))
+    bench = Bench(args, workdir)
+    if os.geteuid() != 0:
+        bench.notes.append("not root: page caches could not be dropped, cold reads may be warm")
+    try:
+        big = workdir / "big.bin"
+        make_file(big, big_size)
+        tree = workdir / "small"
+        make_small_tree(tree, small_count, 16 * 1024)
+        with portal_server(workdir, None, {}) as portal:
+            seed_upload(portal, "big.bin", big)
+            seed_tree(portal, "listing", 10, small_count // 10, workdir)
+            for _ in range(runs):
+                bench.reads(portal, "local", big, "big.bin")
+                bench.writes(portal, "local", big)
+                bench.small_files(portal, tree, small_count)
+                bench.listings(portal, "listing", small_count)
+            bench.random_reads(portal, big, "big.bin", random_count)
+            if not args.quick:
+                seed_tree(portal, "many", 100, 100, workdir)
+                with mount(portal, workdir) as (point, _):
+                    before = portal.requests_seen("POST", "/files")
+                    subprocess.run(
+                        ["ls", "-lR", str(point / "many")], check=True, stdout=subprocess.DEVNULL
+                    )
+                    lists = portal.requests_seen("POST", "/files") - before
+                bench.add(
+                    "ls-10k",
+                    "6 ls -lR 10,000 files",
+                    "listing requests (pages: 101)",
+                    lists,
+                    "requests",
+                )
+        if not args.skip_s3:
+            with moto_s3(workdir) as aws, portal_server(workdir, "s3://bench/portal", aws) as p:
+                seed_upload(p, "big.bin", big)
+                for _ in range(runs):
+                    bench.reads(p, "s3", big, "big.bin")
+                    bench.writes(p, "s3", big)
+        results = bench.report()
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": _machine(), "runs": runs, "big_bytes": big_size, "results": results},
+                indent=2,
+            )
+        )
+        print(f"written: {args.json}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _machine() -> dict:
+    return {"cpus": os.cpu_count(), "uname": " ".join(os.uname()), "python": sys.version.split()[0]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
