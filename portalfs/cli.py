@@ -193,6 +193,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.config import ServerConfig
     from .server.runner import serve
+    from .server.storage.base import StorageError
 
     config = ServerConfig(
         data_dir=Path(args.data),
@@ -203,18 +204,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         cors_origins=tuple(args.cors_origin) if args.cors_origin else ("*",),
     )
-    serve(config)
+    try:
+        serve(config)
+    except StorageError as exc:
+        raise UsageError(f"storage: {exc}") from None
     return EXIT_OK
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
     from .server import admin
 
-    if args.admin_command == "create-portal":
-        result = admin.create_portal(Path(args.data), args.name, args.description, args.org_id)
-    else:
-        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
-        result = admin.create_user(Path(args.data), args.username, password, args.org_id)
+    try:
+        if args.admin_command == "create-portal":
+            result = admin.create_portal(
+                Path(args.data), args.name, args.description, args.org_id, args.public_url
+            )
+        elif args.admin_command == "create-organization":
+            result = admin.create_organization(Path(args.data), args.name)
+        else:
+            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+            result = admin.create_user(Path(args.data), args.username, password, args.org_id)
+    except admin.StateError as exc:
+        raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -501,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--name", required=True)
     a.add_argument("--description", default="")
     a.add_argument("--org-id", type=int)
+    a.add_argument("--public-url", help="base URL of the portal link (default: as served)")
+    a = admin.add_parser("create-organization", help="create an organization; prints its id")
+    a.add_argument("--data", required=True)
+    a.add_argument("--name", required=True)
     a = admin.add_parser("create-user", help="create a user; prints the generated password")
     a.add_argument("--data", required=True)
     a.add_argument("--username", required=True)

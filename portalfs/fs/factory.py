@@ -40,7 +40,7 @@ def build_portalfs(
     metadata = MetadataCache(fetch_folder, config.metadata_ttl_s)
     links = LinkCache(portal.download_link, config.link_ttl_s)
     blocks = BlockCache(config.block_bytes, config.cache_bytes)
-    reader = RemoteReader(links, storage, blocks)
+    reader = RemoteReader(links, storage, blocks, config.readahead_blocks)
     journal = Journal(private_dir(cache_dir / "unsent"))
     spool_dir = private_dir(cache_dir / "spool")
     uploader = Uploader(portal, storage)

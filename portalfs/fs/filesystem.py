@@ -246,6 +246,7 @@ class PortalFS:
             handle = self._handles.pop(fh, None)
         if handle is None:
             return
+        self.reader.forget(fh)
         open_file = handle.file
         with open_file.lock:
             try:
@@ -284,28 +285,20 @@ class PortalFS:
                 return open_file.spool.read(offset, size)
         if not open_file.etag:
             raise fail(errno.EIO, f"{open_file.path}: the portal gives no ETag to read it by")
+        portal_path = paths.to_portal(open_file.path)
+        # A read from the start, or one that continues the last, is most likely part of a
+        # whole-file read (cat, cp, md5sum): stream ahead. One GET then serves the file,
+        # which matters on stores that load the whole object for every GET.
+        if offset == handle.next_offset:
+            self.reader.stream(portal_path, open_file.etag, open_file.size, offset, fh)
         try:
-            data = self.reader.read(
-                paths.to_portal(open_file.path), open_file.etag, open_file.size, offset, size
-            )
+            data = self.reader.read(portal_path, open_file.etag, open_file.size, offset, size, fh)
         except errors.ConflictError:
             # This handle stays on its version (ESTALE); the next open() sees the new one.
             self.metadata.invalidate(paths.split(open_file.path)[0])
             raise
-        self._read_ahead(handle, offset, len(data))
+        handle.next_offset = offset + len(data)
         return data
-
-    def _read_ahead(self, handle: Handle, offset: int, length: int) -> None:
-        # Sequential readers get a window that doubles with each read in sequence (as
-        # mountpoint-s3's prefetcher does); a random read resets it, costing one GET.
-        handle.streak = handle.streak + 1 if offset == handle.next_offset else 0
-        handle.next_offset = offset + length
-        if handle.streak >= 1 and self.config.readahead_blocks > 0:
-            window = min(2 ** min(handle.streak, 16), self.config.readahead_blocks)
-            f = handle.file
-            self.reader.prefetch(
-                paths.to_portal(f.path), f.etag, f.size, handle.next_offset, window
-            )
 
     def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self._handle(fh)

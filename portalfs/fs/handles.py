@@ -41,5 +41,5 @@ class Handle:
 
     file: OpenFile
     writable: bool
+    # Where the last read ended: a read that starts here is sequential.
     next_offset: int = 0
-    streak: int = 0

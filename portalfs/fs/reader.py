@@ -1,6 +1,7 @@
-"""RemoteReader: serves reads of portal files from the block cache. Missing blocks come from
-ranged GETs on cached download links; sequential readers get read-ahead as one streaming GET
-per window, so a large file costs a few requests, not one per block.
+"""RemoteReader: serves reads of portal files from the block cache. A missing block is one
+ranged GET on a cached download link; a sequential reader gets one streaming GET to the end
+of the file that runs a bounded number of blocks ahead of it, so a large file costs one
+request, not one per block.
 
 Thread-safe. Never returns bytes from two versions of a file: every block is keyed by the
 ETag the reader opened, and every GET is checked against it.
@@ -8,10 +9,10 @@ ETag the reader opened, and every GET is checked against it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from ..cache.blocks import BlockCache, BlockKey
@@ -29,135 +30,157 @@ class RangeSource(Protocol):
     ) -> Iterator[bytes]: ...
 
 
+class _Stream:
+    """One streaming GET of blocks [first, last) of one file version, for one reader.
+
+    Its thread stops `ahead` blocks in front of the reader's position, so memory stays
+    bounded however large the file. Guarded by its own condition.
+    """
+
+    def __init__(self, portal_path: str, etag: str, first: int, last: int, ahead: int) -> None:
+        self.portal_path, self.etag = portal_path, etag
+        self.first, self.last, self.ahead = first, last, ahead
+        self.next = first  # the next block to arrive
+        self.position = first  # the block the reader is at
+        self.ended = False
+        self.cond = threading.Condition()
+
+    def covers(self, index: int) -> bool:
+        with self.cond:
+            return not self.ended and self.next <= index + self.ahead and index < self.last
+
+    def wait_for(self, index: int) -> None:
+        """Until block `index` has arrived or the stream ended."""
+        with self.cond:
+            self.position = max(self.position, index)
+            self.cond.notify_all()
+            while self.next <= index and not self.ended:
+                self.cond.wait()
+
+    def arrived(self, index: int) -> bool:
+        """Record a block; then wait while the stream is too far ahead. False: stop."""
+        with self.cond:
+            self.next = index + 1
+            self.cond.notify_all()
+            while self.next > self.position + self.ahead and not self.ended:
+                self.cond.wait()
+            return not self.ended
+
+    def end(self) -> None:
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
+
+
 class RemoteReader:
     """Reads [offset, offset+length) of a file known by (portal path, ETag, size)."""
 
     def __init__(
-        self, links: LinkCache, source: RangeSource, blocks: BlockCache, workers: int = 4
+        self, links: LinkCache, source: RangeSource, blocks: BlockCache, ahead_blocks: int
     ) -> None:
         self.links = links
         self.source = source
         self.blocks = blocks
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self.ahead_blocks = ahead_blocks
         self._lock = threading.Lock()
-        self._inflight: dict[BlockKey, Future[bytes]] = {}
+        self._streams: dict[int, _Stream] = {}  # by reader (file handle)
 
-    def read(self, portal_path: str, etag: str, size: int, offset: int, length: int) -> bytes:
+    def read(
+        self, portal_path: str, etag: str, size: int, offset: int, length: int, reader: int = 0
+    ) -> bytes:
         bs = self.blocks.block_bytes
         end = min(offset + length, size)
         if offset >= end:
             return b""
         parts = []
         for index in range(offset // bs, (end - 1) // bs + 1):
-            block = self._block(BlockKey(portal_path, etag, index), size)
+            block = self._block(BlockKey(portal_path, etag, index), size, reader)
             lo = max(offset - index * bs, 0)
             parts.append(block[lo : end - index * bs])
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def prefetch(self, portal_path: str, etag: str, size: int, offset: int, window: int) -> None:
-        """Keep `window` blocks from `offset` on cached or coming. A new stream starts only
-        when less than half the window is covered, so streams are long, not one block each."""
+    def stream(self, portal_path: str, etag: str, size: int, offset: int, reader: int) -> None:
+        """Make sure a read-ahead stream from `offset` to the end of the file serves `reader`."""
         bs = self.blocks.block_bytes
-        first, last = offset // bs, min(offset // bs + window, (size + bs - 1) // bs)
+        index, last = offset // bs, (size + bs - 1) // bs
+        if index >= last or self.ahead_blocks <= 0:
+            return
         with self._lock:
-            index = first
-            while index < last and self._covered(BlockKey(portal_path, etag, index)):
-                index += 1
-            if index >= last or (index - first) * 2 > window:
+            current = self._streams.get(reader)
+            if current and current.etag == etag and current.covers(index):
                 return
-            keys = []
-            while index < last and not self._covered(BlockKey(portal_path, etag, index)):
-                key = BlockKey(portal_path, etag, index)
-                self._inflight[key] = Future()
-                keys.append(key)
-                index += 1
-        self._executor().submit(self._stream, keys, size)
+            new = self._streams[reader] = _Stream(portal_path, etag, index, last, self.ahead_blocks)
+        if current:
+            current.end()
+        threading.Thread(target=self._run, args=(new, size), daemon=True, name="stream").start()
 
-    def _covered(self, key: BlockKey) -> bool:
-        return key in self._inflight or self.blocks.get(key) is not None
+    def forget(self, reader: int) -> None:
+        """The reader closed: stop its stream."""
+        with self._lock:
+            stream = self._streams.pop(reader, None)
+        if stream:
+            stream.end()
 
-    def _block(self, key: BlockKey, size: int) -> bytes:
+    def _block(self, key: BlockKey, size: int, reader: int) -> bytes:
         data = self.blocks.get(key)
         if data is not None:
             return data
         with self._lock:
-            future = self._inflight.get(key)
-        if future is not None:
-            try:
-                return future.result()
-            except errors.ConflictError:
-                raise
-            except errors.PortalError as exc:  # a read-ahead failed: try once more, here
-                log.info("read-ahead of %s failed (%s); reading directly", key.portal_path, exc)
+            stream = self._streams.get(reader)
+        if (
+            stream
+            and stream.etag == key.etag
+            and stream.first <= key.index
+            and stream.covers(key.index)
+        ):
+            stream.wait_for(key.index)
+            data = self.blocks.get(key)
+            if data is not None:
+                return data
         return self._fetch_now(key, size)
 
     def _fetch_now(self, key: BlockKey, size: int) -> bytes:
         bs = self.blocks.block_bytes
         start = key.index * bs
         expected = min(bs, size - start)
-        data = b"".join(self._with_link(key.portal_path, start, expected, key.etag))
+        data = b"".join(self._pieces(key.portal_path, key.etag, start, expected, expected))
         if len(data) != expected:
             raise errors.ConflictError(f"{key.portal_path}: the file changed on the server")
         self.blocks.put(key, data)
         return data
 
-    def _with_link(self, portal_path: str, start: int, length: int, etag: str) -> list[bytes]:
+    def _pieces(
+        self, portal_path: str, etag: str, start: int, length: int, piece: int
+    ) -> Iterator[bytes]:
         # A cached link the store refuses has expired: ask for a new one, once.
         try:
             url = self.links.get(portal_path)
-            return list(self.source.stream_range(url, start, length, etag, length))
+            yield from self.source.stream_range(url, start, length, etag, piece)
         except errors.LinkExpiredError:
             log.info("download link for %s was refused; asking for a new one", portal_path)
             self.links.drop(portal_path)
             url = self.links.get(portal_path)
-            return list(self.source.stream_range(url, start, length, etag, length))
+            yield from self.source.stream_range(url, start, length, etag, piece)
 
-    def _stream(self, keys: list[BlockKey], size: int) -> None:
+    def _run(self, stream: _Stream, size: int) -> None:
         bs = self.blocks.block_bytes
-        start = keys[0].index * bs
-        length = min(len(keys) * bs, size - start)
-        pending = list(keys)
+        start = stream.first * bs
+        index = stream.first
+        pieces = self._pieces(stream.portal_path, stream.etag, start, size - start, bs)
         try:
-            url = self.links.get(keys[0].portal_path)
-            pieces = self.source.stream_range(url, start, length, keys[0].etag, bs)
-            for piece in pieces:
-                key = pending.pop(0)
-                self.blocks.put(key, piece)
-                self._settle(key, result=piece)
-                if not pending:
-                    break
-            if pending:
-                raise errors.ConflictError(f"{keys[0].portal_path}: the file changed on the server")
-        except errors.LinkExpiredError as exc:
-            self.links.drop(keys[0].portal_path)
-            self._fail(pending, exc)
-        except BaseException as exc:
-            self._fail(pending, exc)
-
-    def _fail(self, keys: list[BlockKey], exc: BaseException) -> None:
-        for key in keys:
-            self._settle(key, error=exc)
-
-    def _settle(
-        self, key: BlockKey, result: bytes | None = None, error: BaseException | None = None
-    ) -> None:
-        with self._lock:
-            future = self._inflight.pop(key, None)
-        if future is None:
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        # Created on first use: a mount daemonizes by forking, and threads do not survive it.
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="readahead")
-            return self._pool
+            with contextlib.closing(pieces):
+                for index, piece in enumerate(pieces, stream.first):
+                    self.blocks.put(BlockKey(stream.portal_path, stream.etag, index), piece)
+                    if not stream.arrived(index):
+                        return
+        except errors.PortalError as exc:
+            # The reader falls back to single-block GETs, which report the error itself.
+            log.info("read-ahead of %s stopped: %s", stream.portal_path, exc)
+        finally:
+            stream.end()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.end()
