@@ -387,6 +387,11 @@ def _add_credential_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--link-file", help="file holding the portal link (env EI_PORTAL_LINK)")
 
 
+def _add_transfer_flags(p: argparse.ArgumentParser, jobs: int) -> None:
+    p.add_argument("-j", "--jobs", type=int, default=jobs, help="files in flight at once")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="portalfs", description="Upload portals as a directory, a command line and a server."
@@ -418,28 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_credential_flags(p)
     p.add_argument("local", nargs="+", help="local files or folders")
     p.add_argument("--to", default="", help="folder in the portal to upload into")
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=TransferConfig().upload_workers,
-        help="files in flight at once",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    _add_transfer_flags(p, TransferConfig().upload_workers)
     p.set_defaults(func=cmd_upload)
 
     p = sub.add_parser("download", help="download files or folders (needs a member's login)")
     _add_credential_flags(p)
     p.add_argument("paths", nargs="+", help="files or folders in the portal")
     p.add_argument("-o", "--output", default=".", help="destination folder or file name")
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=TransferConfig().download_workers,
-        help="files in flight at once",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    _add_transfer_flags(p, TransferConfig().download_workers)
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("mount", help="mount the portal as a directory (FUSE)")

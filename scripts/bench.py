@@ -194,6 +194,78 @@ def _tcp_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# ----------------------------------------------------------------------------- peers
+
+
+PORTAL_KEY_PREFIX = "portal/portal-1"  # where the S3-backed portal keeps its objects
+
+
+def install_peers() -> None:
+    """rclone and s3fs from Debian, for --peers."""
+    missing = [p for p in ("rclone", "s3fs") if shutil.which(p) is None]
+    if missing:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *missing],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+
+
+@contextmanager
+def peer_mount(kind: str, aws: dict[str, str], workdir: Path) -> Iterator[Path]:
+    """rclone or s3fs mounting the same bucket folder the S3-backed portal writes into."""
+    point = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{kind}-"))
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}  # rclone rejects it
+    if kind == "rclone":
+        env.update(
+            {
+                "RCLONE_CONFIG_MOTO_TYPE": "s3",
+                "RCLONE_CONFIG_MOTO_PROVIDER": "Other",
+                "RCLONE_CONFIG_MOTO_ENDPOINT": aws["AWS_ENDPOINT_URL"],
+                "RCLONE_CONFIG_MOTO_ACCESS_KEY_ID": aws["AWS_ACCESS_KEY_ID"],
+                "RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY": aws["AWS_SECRET_ACCESS_KEY"],
+                "RCLONE_CONFIG_MOTO_REGION": "us-east-1",
+            }
+        )
+        cmd = [
+            "rclone",
+            "mount",
+            f"moto:bench/{PORTAL_KEY_PREFIX}",
+            str(point),
+            "--vfs-cache-mode",
+            "off",
+            "--s3-no-head",
+        ]
+    else:
+        passwd = workdir / "s3fs-passwd"
+        passwd.write_text(f"{aws['AWS_ACCESS_KEY_ID']}:{aws['AWS_SECRET_ACCESS_KEY']}\n")
+        passwd.chmod(0o600)
+        cmd = [
+            "s3fs",
+            f"bench:/{PORTAL_KEY_PREFIX}",
+            str(point),
+            "-f",
+            "-o",
+            f"url={aws['AWS_ENDPOINT_URL']},use_path_request_style,passwd_file={passwd}",
+        ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, kind)
+        if not os.path.ismount(point):
+            raise RuntimeError(f"{kind} did not mount")
+        yield point
+    finally:
+        for tool in ("fusermount3", "fusermount"):
+            if shutil.which(tool):
+                subprocess.run([tool, "-u", str(point)], check=False, capture_output=True)
+                break
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 # ----------------------------------------------------------------------------- mounts
 
 
@@ -475,6 +547,68 @@ class Bench:
             )
         self.add("find-mount", "6 find", "portalfs cold find", t, "s", ratio_to="ls-direct")
 
+    # -- 1, 4, 6 against rclone and s3fs on the same bucket
+    def peers(self, portal: Portal, aws: dict[str, str], big: Path, tree: Path, count: int) -> None:
+        size = big.stat().st_size
+        with mount(portal, self.workdir) as (point, _):
+            drop_caches()
+            t = timed(
+                lambda: subprocess.run(
+                    ["ls", "-lR", str(point / "listing")], check=True, stdout=subprocess.DEVNULL
+                )
+            )
+        self.add("ls-s3-portalfs", "6 ls -lR (s3)", f"portalfs cold ls -lR ({count} files)", t, "s")
+        for kind in ("rclone", "s3fs"):
+            if shutil.which(kind) is None:
+                self.notes.append(f"{kind} is not installed: run scripts/bench --peers")
+                continue
+            try:
+                with peer_mount(kind, aws, self.workdir) as point:
+                    drop_caches()
+                    self.add(
+                        f"read-{kind}",
+                        "1 read (s3)",
+                        f"{kind} cold dd bs=1M",
+                        size / timed(lambda p=point: _dd_read(p / "big.bin")) / 1e6,
+                        "MB/s",
+                        ratio_to="read-cold-s3",
+                    )
+                    target = point / f"w-{time.time_ns()}.bin"
+                    t = timed(
+                        lambda tg=target: subprocess.run(["cp", str(big), str(tg)], check=True)
+                    )
+                    self.add(
+                        f"write-{kind}",
+                        "4 write (s3)",
+                        f"{kind} cp until close",
+                        size / t / 1e6,
+                        "MB/s",
+                        ratio_to="write-mount-s3",
+                    )
+                    t = timed(
+                        lambda p=point: subprocess.run(
+                            ["ls", "-lR", str(p / "listing")], check=True, stdout=subprocess.DEVNULL
+                        )
+                    )
+                    self.add(
+                        f"ls-{kind}",
+                        "6 ls -lR (s3)",
+                        f"{kind} cold ls -lR",
+                        t,
+                        "s",
+                        ratio_to="ls-s3-portalfs",
+                    )
+                    t = timed(
+                        lambda p=point: subprocess.run(
+                            ["cp", "-r", str(tree), str(p / f"cp-{time.time_ns()}")], check=True
+                        )
+                    )
+                    self.add(
+                        f"small-{kind}", "5 small files (s3)", f"{kind} cp -r", count / t, "files/s"
+                    )
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                self.notes.append(f"{kind}: {exc}")
+
     def report(self) -> dict:
         out = {}
         lines = [
@@ -548,6 +682,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", default="bench-results/bench.json")
     parser.add_argument("--skip-s3", action="store_true", help="only the local backend")
+    parser.add_argument(
+        "--peers", action="store_true", help="install rclone and s3fs (Debian) and measure them too"
+    )
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     big_size = (128 if args.quick else 1024) * MiB
@@ -588,11 +725,15 @@ def main() -> int:
                     "requests",
                 )
         if not args.skip_s3:
+            if args.peers:
+                install_peers()
             with moto_s3(workdir) as aws, portal_server(workdir, "s3://bench/portal", aws) as p:
                 seed_upload(p, "big.bin", big)
+                seed_tree(p, "listing", 10, small_count // 10, workdir)
                 for _ in range(runs):
                     bench.reads(p, "s3", big, "big.bin")
                     bench.writes(p, "s3", big)
+                    bench.peers(p, aws, big, tree, small_count)
         results = bench.report()
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(

@@ -341,15 +341,23 @@ class PortalFS:
         spool = open_file.spool
         portal_path = paths.to_portal(open_file.path)
         md5, size = spool.md5(), spool.size
+        started = time.monotonic()
         try:
             known = self.metadata.lookup(open_file.path)
             etag = known.etag if known else None
-            self.uploader.upload(UploadRequest(spool.path, portal_path, size, md5, etag))
+            outcome = self.uploader.upload(UploadRequest(spool.path, portal_path, size, md5, etag))
         except (errors.PortalError, OSError):
             self.journal.keep(spool.path, portal_path, size, md5)
             # The journal owns these bytes now; release must not keep a second copy.
             open_file.dirty = open_file.pending = False
             raise
+        log.info(
+            "%s %s (%d bytes) in %.2fs",
+            outcome.value,
+            portal_path,
+            size,
+            time.monotonic() - started,
+        )
         open_file.dirty = open_file.pending = False
         open_file.etag, open_file.size = md5, size
         name = paths.split(open_file.path)[1]

@@ -6,11 +6,12 @@ Not thread-safe: the file handle that owns it serialises access. Never talks to 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from .digest import RunningMD5
 
 _CHUNK_BYTES = 1024 * 1024
 
@@ -23,17 +24,18 @@ class Spool:
         self.fd = fd
         self.path = Path(name)
         self.size = 0
-        self._digest = hashlib.md5()
+        self._digest = RunningMD5()
         # Bytes [0, _hashed) are in _digest; None once a write broke the sequence.
         self._hashed: int | None = 0
 
     def write(self, offset: int, data: bytes) -> int:
         written = os.pwrite(self.fd, data, offset)
         if self._hashed == offset:
-            self._digest.update(data[:written])
+            self._digest.update(data if written == len(data) else data[:written])
             self._hashed += written
-        else:
+        elif self._hashed is not None:
             self._hashed = None  # an overwrite or a hole: rehash when the MD5 is asked for
+            self._digest.abandon()
         self.size = max(self.size, offset + written)
         return written
 
@@ -43,9 +45,11 @@ class Spool:
     def truncate(self, length: int) -> None:
         os.ftruncate(self.fd, length)
         if length == 0:
-            self._digest, self._hashed = hashlib.md5(), 0
-        elif length != self._hashed:
+            self._digest.abandon()
+            self._digest, self._hashed = RunningMD5(), 0
+        elif self._hashed is not None and length != self._hashed:
             self._hashed = None
+            self._digest.abandon()
         self.size = length
 
     def fill_from(self, chunks: Iterable[bytes]) -> None:
@@ -61,7 +65,7 @@ class Spool:
         return self._digest.hexdigest()
 
     def _rehash(self) -> None:
-        digest = hashlib.md5()
+        digest = RunningMD5()
         offset = 0
         while chunk := os.pread(self.fd, _CHUNK_BYTES, offset):
             digest.update(chunk)
@@ -70,5 +74,6 @@ class Spool:
 
     def close(self) -> None:
         """Close and delete the spool file."""
+        self._digest.abandon()
         os.close(self.fd)
         self.path.unlink(missing_ok=True)
