@@ -253,6 +253,7 @@ def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
         cache_bytes=args.cache_size,
         read_only=args.read_only,
         allow_delete=args.allow_delete,
+        resend_interval_s=args.resend_interval,
         uid=os.getuid() if args.uid is None else args.uid,
         gid=os.getgid() if args.gid is None else args.gid,
     )
@@ -312,6 +313,20 @@ def cmd_mount(args: argparse.Namespace) -> int:
         print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.")
         print(f"Unmount with: portalfs unmount {mountpoint}")
     return code
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Send what a mount left in its journal of unsent files, without mounting."""
+    from .write.journal import Journal
+    from .write.resend import Resender
+
+    creds = _credentials(args)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else _default_cache_dir(creds)
+    portal, storage = _clients(creds)
+    resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
+    sent, unsent = resender.send_all()
+    print(f"{sent} sent, {unsent} still unsent (in {cache_dir / 'unsent'})")
+    return EXIT_FAILED if unsent else EXIT_OK
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
@@ -451,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long listings are trusted",
     )
     p.add_argument("--cache-dir", help="spool, journal and log folder (private, 0700)")
+    p.add_argument("--resend-interval", type=float, default=MountConfig.resend_interval_s,
+                   metavar="SECONDS", help="how often unsent files are tried again")
     p.add_argument(
         "--cache-size",
         type=int,
@@ -481,6 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="log every request (secrets stay redacted)",
     )
     p.set_defaults(func=cmd_mount)
+
+    p = sub.add_parser("recover", help="send files a mount could not upload (its journal)")
+    _add_credential_flags(p)
+    p.add_argument("--cache-dir", help="the mount's cache folder (default: as for mount)")
+    p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser("unmount", help="unmount a portalfs mount")
     p.add_argument("mountpoint")

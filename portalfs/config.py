@@ -49,6 +49,8 @@ class MountConfig:
     readahead_blocks: int = 32
     # The kernel's read-ahead for the mount (root only): 1 MiB reads instead of 128 KiB.
     kernel_readahead_kb: int = 1024
+    # How often files left in the journal of unsent files are tried again while mounted.
+    resend_interval_s: float = 30.0
     read_only: bool = False
     allow_delete: bool = False
     uid: int = 0

@@ -52,43 +52,55 @@ class MetadataCache:
         self._lock = threading.Lock()
         self._listings: dict[str, _Listing] = {}
         self._inflight: dict[str, Future[_Listing]] = {}
-        # Entries this mount uploaded or removed, by path, with when; None means removed.
-        self._local: dict[str, tuple[float, Entry | None]] = {}
+        # Entries this mount uploaded or removed, by folder and name, with when; None: removed.
+        self._local: dict[str, dict[str, tuple[float, Entry | None]]] = {}
 
     def listing(self, folder: str) -> dict[str, Entry]:
         """Entries of `folder` by name, including this mount's own recent writes."""
         listing = self._fresh_or_fetch(folder)
         with self._lock:
-            return self._overlay(folder, listing)
+            entries = dict(listing.entries)
+            for name in list(self._local.get(folder, ())):
+                found, entry = self._local_entry(folder, name, listing)
+                if found and entry is None:
+                    entries.pop(name, None)
+                elif found:
+                    entries[name] = entry
+            return entries
 
     def lookup(self, path: str) -> Entry | None:
-        """The entry at `path`, or None when the fresh listing of its folder lacks it."""
-        parent, name = paths.split(path)
-        return self.listing(parent).get(name)
+        """The entry at `path`, or None when the fresh listing of its folder lacks it.
+        Costs no copy of the listing: stat() of every file of a large folder stays linear."""
+        folder, name = paths.split(path)
+        listing = self._fresh_or_fetch(folder)
+        with self._lock:
+            found, entry = self._local_entry(folder, name, listing)
+        return entry if found else listing.entries.get(name)
 
     def record(self, path: str, entry: Entry | None) -> None:
         """Remember that this mount just wrote (or, with None, removed) `path`."""
+        folder, name = paths.split(path)
         with self._lock:
-            self._local[path] = (self._timer(), entry)
+            self._local.setdefault(folder, {})[name] = (self._timer(), entry)
 
     def invalidate(self, folder: str) -> None:
         """Forget the listing of `folder`; the next look fetches it again."""
         with self._lock:
             self._listings.pop(folder, None)
 
-    def _overlay(self, folder: str, listing: _Listing) -> dict[str, Entry]:
-        entries = dict(listing.entries)
-        for path, (when, entry) in list(self._local.items()):
-            parent, name = paths.split(path)
-            if parent != folder:
-                continue
-            if when < listing.started:
-                del self._local[path]  # the listing already reflects this write
-            elif entry is None:
-                entries.pop(name, None)
-            else:
-                entries[name] = entry
-        return entries
+    def _local_entry(self, folder: str, name: str, listing: _Listing) -> tuple[bool, Entry | None]:
+        """(True, entry) if this mount's own record for the name is newer than `listing`;
+        an older record is dropped, since the listing already shows that write. Needs _lock."""
+        records = self._local.get(folder)
+        if not records or name not in records:
+            return False, None
+        when, entry = records[name]
+        if when < listing.started:
+            del records[name]
+            if not records:
+                del self._local[folder]
+            return False, None
+        return True, entry
 
     def _fresh_or_fetch(self, folder: str) -> _Listing:
         with self._lock:

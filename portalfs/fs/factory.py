@@ -12,6 +12,7 @@ from ..client.storage import StorageClient
 from ..client.transport import Transport
 from ..config import HttpConfig, MountConfig
 from ..write.journal import Journal
+from ..write.resend import Resender
 from ..write.upload import Uploader
 from . import paths
 from .filesystem import PortalFS
@@ -44,4 +45,7 @@ def build_portalfs(
     journal = Journal(private_dir(cache_dir / "unsent"))
     spool_dir = private_dir(cache_dir / "spool")
     uploader = Uploader(portal, storage)
-    return PortalFS(config, portal, storage, uploader, metadata, reader, journal, spool_dir)
+    resender = Resender(journal, uploader, config.resend_interval_s)
+    return PortalFS(
+        config, portal, storage, uploader, metadata, reader, journal, resender, spool_dir
+    )

@@ -25,6 +25,7 @@ from ..client.portal import PortalClient
 from ..client.storage import StorageClient
 from ..config import MountConfig
 from ..write.journal import Journal
+from ..write.resend import Resender
 from ..write.spool import Spool
 from ..write.upload import Uploader, UploadRequest
 from . import paths
@@ -63,6 +64,7 @@ class PortalFS:
         metadata: MetadataCache,
         reader: RemoteReader,
         journal: Journal,
+        resender: Resender,
         spool_dir: Path,
     ) -> None:
         self.config = config
@@ -72,6 +74,7 @@ class PortalFS:
         self.metadata = metadata
         self.reader = reader
         self.journal = journal
+        self.resender = resender
         self.spool_dir = spool_dir
         self.can_read = portal.credentials.can_read
         self._lock = threading.Lock()
@@ -229,6 +232,7 @@ class PortalFS:
         elif truncate:
             open_file.spool.truncate(0)
             open_file.pending = True
+            open_file.error = None
 
     def _copy_down(self, open_file: OpenFile, spool: Spool) -> None:
         # Editing in place needs the current bytes, which only a member may read.
@@ -250,7 +254,8 @@ class PortalFS:
         open_file = handle.file
         with open_file.lock:
             try:
-                if open_file.refs == 1 and (open_file.dirty or open_file.pending):
+                last = open_file.refs == 1
+                if last and open_file.error is None and (open_file.dirty or open_file.pending):
                     self._upload(open_file)
             except (errors.PortalError, OSError) as exc:
                 # release()'s result reaches no one; the bytes are in the journal already.
@@ -305,7 +310,12 @@ class PortalFS:
         if not handle.writable:
             raise fail(errno.EBADF, f"{handle.file.path} is open for reading only")
         with handle.file.lock:
-            written = handle.file.spool.write(offset, data)
+            try:
+                written = handle.file.spool.write(offset, data)
+            except OSError as exc:
+                # A file with a hole where a write failed (e.g. ENOSPC) must never be sent.
+                handle.file.error = exc.errno or errno.EIO
+                raise
             handle.file.dirty = True
             handle.file.mtime_ns = time.time_ns()
         return written
@@ -338,19 +348,25 @@ class PortalFS:
     fsync = flush
 
     def _upload(self, open_file: OpenFile) -> None:
+        """Store the spool's bytes. They enter the journal first and leave it once stored,
+        so nothing is lost if the upload fails or this process dies during it."""
+        if open_file.error is not None:
+            raise fail(open_file.error, f"{open_file.path}: an earlier write failed; not sent")
         spool = open_file.spool
         portal_path = paths.to_portal(open_file.path)
         md5, size = spool.md5(), spool.size
         started = time.monotonic()
+        entry = self.journal.record(spool.path, portal_path, size, md5)
         try:
             known = self.metadata.lookup(open_file.path)
             etag = known.etag if known else None
             outcome = self.uploader.upload(UploadRequest(spool.path, portal_path, size, md5, etag))
         except (errors.PortalError, OSError):
-            self.journal.keep(spool.path, portal_path, size, md5)
+            self.journal.keep(entry)
             # The journal owns these bytes now; release must not keep a second copy.
             open_file.dirty = open_file.pending = False
             raise
+        self._forget_journal(portal_path)
         log.info(
             "%s %s (%d bytes) in %.2fs",
             outcome.value,
@@ -362,6 +378,17 @@ class PortalFS:
         open_file.etag, open_file.size = md5, size
         name = paths.split(open_file.path)[1]
         self.metadata.record(open_file.path, Entry(name, False, size, time.time_ns(), md5))
+
+    def _forget_journal(self, portal_path: str) -> None:
+        # This entry and any older unsent version of the same file: all superseded now.
+        for unsent in self.journal.entries():
+            if unsent.portal_path == portal_path:
+                self.journal.forget(unsent)
+
+    def busy_paths(self) -> set[str]:
+        """Portal paths open for writing: the journal must not resend old versions of them."""
+        with self._lock:
+            return {paths.to_portal(p) for p, f in self._files.items() if f.spool is not None}
 
     # ------------------------------------------------------------ changes the portal may refuse
 
@@ -395,6 +422,11 @@ class PortalFS:
             new, Entry(paths.split(new)[1], False, entry.size, time.time_ns(), entry.etag)
         )
 
+    def start_background(self) -> None:
+        """Once mounted: send what earlier runs left unsent, and keep retrying it."""
+        self.resender.start(self.busy_paths)
+
     def close(self) -> None:
         """Stop background work; open files are the kernel's to release first."""
+        self.resender.stop()
         self.reader.close()

@@ -26,6 +26,8 @@ class OpenFile:
     # Created or truncated on open but not uploaded since: release uploads (see SEMANTICS.md).
     pending: bool = False
     refs: int = 0
+    # errno of a failed write: the file is incomplete and is never uploaded.
+    error: int | None = None
     # Shown as mtime while the file is open for writing: the time of its last change.
     mtime_ns: int = field(default_factory=time.time_ns)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -55,6 +55,7 @@ def run(
             target=tune_readahead, args=(mountpoint, fs.config.kernel_readahead_kb), daemon=True
         )
         tune.start()
+        fs.start_background()
         if on_mounted:
             on_mounted()
 

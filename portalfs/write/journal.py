@@ -1,7 +1,10 @@
-"""Journal: spooled files whose upload failed, kept in CACHE_DIR/unsent/ until they are sent.
+"""Journal: the durable record of files whose bytes are final but not yet stored in the
+portal, in CACHE_DIR/unsent/. An entry is made before every upload and dropped after it,
+so a failed upload, a dead server or a killed mount loses nothing: the next mount (or
+`portalfs recover`) sends what is left.
 
-Each entry is a data file and a JSON record (portal path, size, MD5). File names are random
-ids, never tokens or user paths. Does no network I/O itself: the caller sends.
+Each entry is a data file and a JSON record (portal path, size, MD5). File names are
+time-ordered random ids, never tokens or user paths. Does no network I/O itself.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Unsent:
-    """One kept file: where its bytes are and where they were meant to go."""
+    """One journal entry: where its bytes are and where they go."""
 
     data_path: Path
     portal_path: str
@@ -35,24 +39,33 @@ class Journal:
         self.directory = directory
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def keep(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent:
-        """Copy `source` into the journal, record its destination, and say so in the log."""
-        entry_id = uuid.uuid4().hex
+    def record(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent:
+        """Enter `source` (final bytes) before its upload: a hard link, so it costs no copy."""
+        entry_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
         data_path = self.directory / f"{entry_id}.data"
-        # A copy, not a link: the spool may still be written to after this failure.
-        fd = os.open(data_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1024 * 1024)
-        record = {"portal_path": portal_path, "size": size, "md5": md5}
+        try:
+            os.link(source, data_path)
+        except OSError:
+            _copy_private(source, data_path)
         tmp = self.directory / f".{entry_id}.json.tmp"
-        tmp.write_text(json.dumps(record))
-        os.chmod(tmp, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"portal_path": portal_path, "size": size, "md5": md5}, f)
         os.replace(tmp, self.directory / f"{entry_id}.json")
-        log.warning("upload of %s failed; its bytes are kept in %s", portal_path, data_path)
         return Unsent(data_path, portal_path, size, md5)
 
+    def keep(self, entry: Unsent) -> None:
+        """The upload failed: give the entry bytes of its own (the spool may change next),
+        and say in the log where they are."""
+        private = entry.data_path.with_suffix(".copy")
+        _copy_private(entry.data_path, private)
+        os.replace(private, entry.data_path)
+        log.warning(
+            "upload of %s failed; its bytes are kept in %s", entry.portal_path, entry.data_path
+        )
+
     def entries(self) -> Iterator[Unsent]:
-        """Every kept file whose record is complete."""
+        """Every entry whose record is complete, oldest first."""
         for record_path in sorted(self.directory.glob("*.json")):
             try:
                 record = json.loads(record_path.read_text())
@@ -63,6 +76,12 @@ class Journal:
                 yield Unsent(data_path, record["portal_path"], record["size"], record["md5"])
 
     def forget(self, entry: Unsent) -> None:
-        """Drop an entry once it has been sent."""
+        """Drop an entry once its bytes are stored (or superseded)."""
         entry.data_path.with_suffix(".json").unlink(missing_ok=True)
         entry.data_path.unlink(missing_ok=True)
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)

@@ -206,3 +206,54 @@ def test_a_file_replaced_during_a_read_is_estale_not_mixed(make_fs, portal, tmp_
     fh = reader.open("/v.bin", os.O_RDONLY)  # a new open sees the new version
     assert reader.read(fh, 8192, 10) == b"b" * 10
     reader.release(fh)
+
+
+def test_unsent_files_are_sent_once_the_server_is_back(make_fs, portal):
+    from portalfs.server.config import ServerConfig
+    from portalfs.server.runner import run_in_thread
+
+    fs = make_fs()
+    config = portal.server.config
+    portal.server.stop()
+    fh = fs.create("/later.txt")
+    fs.write(fh, 0, b"kept for later")
+    with pytest.raises(errors.UnavailableError):
+        fs.flush(fh)
+    fs.release(fh)
+    assert fs.resender.send_all() == (0, 1)
+    back = run_in_thread(ServerConfig(data_dir=config.data_dir, port=config.port))
+    try:
+        assert fs.resender.send_all() == (1, 0)
+        assert list(fs.journal.entries()) == []
+        assert read_file(make_fs(), "/later.txt") == b"kept for later"
+    finally:
+        back.stop()
+
+
+def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
+    fs = make_fs()
+    portal.server.app.state.faults.fail_next("upload_link", 400)
+    with pytest.raises(errors.RejectedError):
+        write_file(fs, "/v.txt", b"old")
+    assert len(list(fs.journal.entries())) == 1
+    write_file(fs, "/v.txt", b"new")
+    assert list(fs.journal.entries()) == []  # the old version will never overwrite the new
+    assert read_file(fs, "/v.txt") == b"new"
+
+
+def test_a_failed_write_is_never_uploaded(make_fs, portal, monkeypatch):
+    fs = make_fs()
+    fh = fs.create("/holey.bin")
+    fs.write(fh, 0, b"a" * 100)
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    oserror(errno.ENOSPC, fs.write, fh, 100, b"b" * 100)
+    monkeypatch.undo()
+    puts = portal.puts()
+    oserror(errno.ENOSPC, fs.flush, fh)
+    fs.release(fh)
+    assert portal.puts() == puts
+    oserror(errno.ENOENT, make_fs().getattr, "/holey.bin")

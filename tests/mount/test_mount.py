@@ -265,3 +265,76 @@ def test_a_stalled_upload_does_not_block_ls_or_stat_elsewhere(mount_portal, port
         assert not slow.done()
         slow.result(timeout=30)
     assert (m.path / "slow.bin").read_bytes() == b"s" * 100_000
+
+
+def _restart(portal):
+    from portalfs.server.config import ServerConfig
+    from portalfs.server.runner import run_in_thread
+
+    config = portal.server.config
+    return run_in_thread(ServerConfig(data_dir=config.data_dir, port=config.port))
+
+
+def test_unsent_file_is_sent_automatically_when_the_server_is_back(mount_portal, portal):
+    m = mount_portal("--resend-interval", "0.2")
+    (m.path / "warm").write_bytes(b"w")
+    portal.server.stop()
+    with pytest.raises(OSError):
+        (m.path / "late.txt").write_bytes(b"late but safe")
+    back = _restart(portal)
+    try:
+        wait_for(lambda: not list((m.cache_dir / "unsent").glob("*.data")), 20, "the resend")
+        assert "from the journal of unsent files" in m.log()
+        assert (mount_portal().path / "late.txt").read_bytes() == b"late but safe"
+    finally:
+        back.stop()
+
+
+def test_a_killed_mount_loses_no_file_in_flight(mount_portal, portal, tmp_path):
+    from portalfs.server.faults import Delay
+
+    m = mount_portal()
+    portal.server.app.state.faults.add("storage_put", Delay(30.0))
+    writer = subprocess.Popen(
+        ["cp", "/dev/stdin", str(m.path / "inflight.bin")], stdin=subprocess.PIPE
+    )
+    writer.stdin.write(b"x" * 50_000)
+    writer.stdin.close()
+    wait_for(lambda: any((m.cache_dir / "unsent").glob("*.json")), 10, "the journal entry")
+    m.process.kill()
+    m.process.wait(10)
+    subprocess.run(["fusermount3", "-uz", str(m.path)], check=False)
+    writer.kill()
+    portal.server.app.state.faults.clear()
+    later = mount_portal("--cache-dir", str(m.cache_dir))
+    wait_for(
+        lambda: (
+            (later.path / "inflight.bin").exists()
+            and (later.path / "inflight.bin").stat().st_size == 50_000
+        ),
+        20,
+        "the resend",
+    )
+    assert (later.path / "inflight.bin").read_bytes() == b"x" * 50_000
+
+
+def test_full_spool_disk_fails_writes_sends_nothing_partial_and_recovers(
+    mount_portal, portal, tmp_path
+):
+    small = tmp_path / "small-cache"
+    small.mkdir()
+    result = run("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small))
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        m = mount_portal("--cache-dir", str(small))
+        puts = portal.puts()
+        with pytest.raises(OSError) as info:
+            (m.path / "huge.bin").write_bytes(os.urandom(12 * 1024 * 1024))
+        assert info.value.errno == errno.ENOSPC
+        assert portal.puts() == puts
+        assert not (mount_portal().path / "huge.bin").exists()
+        (m.path / "small.txt").write_bytes(b"still fine")
+        assert (m.path / "small.txt").read_bytes() == b"still fine"
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

@@ -1,0 +1,77 @@
+"""Resender: uploads what the journal holds, at mount start, every so often while mounted,
+and for `portalfs recover`. The newest entry of a path wins; older ones are dropped.
+
+Thread-safe: one sender at a time (a lock); the background thread can be stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from ..client import errors
+from .journal import Journal, Unsent
+from .upload import Uploader, UploadRequest
+
+log = logging.getLogger(__name__)
+
+
+class Resender:
+    """Sends journal entries; `start()` runs it in the background every `interval_s`."""
+
+    def __init__(self, journal: Journal, uploader: Uploader, interval_s: float = 30.0) -> None:
+        self.journal = journal
+        self.uploader = uploader
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def send_all(self, skip: set[str] | None = None) -> tuple[int, int]:
+        """Upload the newest entry of each path (except paths in `skip`, open right now);
+        returns (sent, still unsent)."""
+        with self._lock:
+            newest: dict[str, Unsent] = {}
+            for entry in self.journal.entries():
+                older = newest.get(entry.portal_path)
+                if older is not None:
+                    self.journal.forget(older)  # superseded by a later version of the file
+                newest[entry.portal_path] = entry
+            sent = failed = 0
+            for path, entry in newest.items():
+                if skip and path in skip:
+                    continue
+                if self._send(entry):
+                    sent += 1
+                else:
+                    failed += 1
+            return sent, failed
+
+    def _send(self, entry: Unsent) -> bool:
+        request = UploadRequest(entry.data_path, entry.portal_path, entry.size, entry.md5)
+        try:
+            outcome = self.uploader.upload(request)
+        except (errors.PortalError, OSError) as exc:
+            log.info("%s is still unsent: %s", entry.portal_path, exc)
+            return False
+        log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
+        self.journal.forget(entry)
+        return True
+
+    def start(self, busy_paths: Callable[[], set[str]] | None = None) -> None:
+        """Send now and then every interval, in the background, until stop()."""
+        self._thread = threading.Thread(
+            target=self._loop, args=(busy_paths,), name="resend", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, busy_paths: Callable[[], set[str]] | None) -> None:
+        while True:
+            if any(True for _ in self.journal.entries()):
+                self.send_all(busy_paths() if busy_paths else None)
+            if self._stop.wait(self.interval_s):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
