@@ -466,8 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long listings are trusted",
     )
     p.add_argument("--cache-dir", help="spool, journal and log folder (private, 0700)")
-    p.add_argument("--resend-interval", type=float, default=MountConfig.resend_interval_s,
-                   metavar="SECONDS", help="how often unsent files are tried again")
+    p.add_argument(
+        "--resend-interval",
+        type=float,
+        default=MountConfig.resend_interval_s,
+        metavar="SECONDS",
+        help="how often unsent files are tried again",
+    )
     p.add_argument(
         "--cache-size",
         type=int,
