@@ -638,6 +638,8 @@ class Bench:
                 measure()
             except subprocess.CalledProcessError as exc:
                 self.notes.append(f"{kind} {name}: {exc.cmd[0]} exited {exc.returncode}")
+            except RuntimeError as exc:
+                self.notes.append(f"{kind} {name}: {exc}")
 
     def report(self) -> dict:
         out = {}
