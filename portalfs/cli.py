@@ -546,9 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(verbosity: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbosity < 2:
-        # urllib3 logs request lines at DEBUG; ours are redacted, its own we keep quiet.
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # urllib3 logs request lines with their query strings (URL signatures) at DEBUG: always
+    # keep it quiet. Our transport logs every request at DEBUG, redacted.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -593,7 +593,7 @@ class Bench:
             def copy_until_stored() -> None:
                 subprocess.run(["cp", str(big), str(point / name)], check=True)
                 # rclone's close() returns before its upload: wait for the object itself.
-                wait_for(lambda: _stored_size(aws, name) == size, 300, f"{kind}'s upload")
+                wait_for(lambda: _stored_size(aws, name) == size, 120, f"{kind}'s upload")
 
             t = timed(copy_until_stored)
             self.add(

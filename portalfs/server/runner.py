@@ -117,6 +117,10 @@ class _NoDelayH11Protocol(H11Protocol):
 
 
 def _uvicorn_config(app: FastAPI) -> uvicorn.Config:
+    # access_log=False is not enough: uvicorn's protocol logs a request line whenever its
+    # "uvicorn.access" logger has a handler anywhere up the tree (e.g. the CLI's root
+    # handler with -v), and that line carries query strings: URL signatures. Silence it.
+    logging.getLogger("uvicorn.access").disabled = True
     # uvicorn's access log prints query strings, i.e. signatures: ours (middleware.py)
     # does not. log_config=None leaves logging to the embedding program.
     return uvicorn.Config(

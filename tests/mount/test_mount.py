@@ -338,3 +338,16 @@ def test_full_spool_disk_fails_writes_sends_nothing_partial_and_recovers(
         assert (m.path / "small.txt").read_bytes() == b"still fine"
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_rsync_inplace_works(mount_portal, tmp_path):
+    src = tmp_path / "rs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"one\n")
+    m = mount_portal()
+    assert run("rsync", "-r", "--inplace", f"{src}/", f"{m.path}/rs/").returncode == 0
+    (src / "a.txt").write_bytes(b"one\ntwo\n")
+    assert run("rsync", "-r", "--inplace", f"{src}/", f"{m.path}/rs/").returncode == 0
+    assert (m.path / "rs/a.txt").read_bytes() == b"one\ntwo\n"
+    plain = run("rsync", "-r", f"{src}/", f"{m.path}/plain/")
+    assert plain.returncode != 0 and "Operation not permitted" in plain.stderr
