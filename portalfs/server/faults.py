@@ -4,6 +4,7 @@ nothing but code reaching into app.state adds any."""
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,6 +52,8 @@ class _Rule:
     method: str | None
     remaining: int
     action: FaultAction
+    # Each matching request is hit with this probability (1.0: every one, until `remaining`).
+    probability: float = 1.0
 
 
 class FaultInjector:
@@ -59,16 +62,23 @@ class FaultInjector:
     (5xx bursts, 429 + Retry-After) or `Delay` (stalls); resets and truncated bodies can be
     added as further actions. Thread-safe: tests add rules while the server runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
+        self._rng = random.Random(seed)  # seeded: a failing run can be replayed
 
     def add(
-        self, route: str, action: FaultAction, times: int = 1, method: str | None = None
+        self,
+        route: str,
+        action: FaultAction,
+        times: int = 1,
+        method: str | None = None,
+        probability: float = 1.0,
     ) -> None:
-        """Runs `action` for the next `times` requests to route `route` ("*": any)."""
+        """Runs `action` for the next `times` requests to route `route` ("*": any); with a
+        `probability` below 1, each matching request is hit by chance (a seeded RNG)."""
         with self._lock:
-            self._rules.append(_Rule(route, method, times, action))
+            self._rules.append(_Rule(route, method, times, action, probability))
 
     def fail_next(
         self,
@@ -87,6 +97,8 @@ class FaultInjector:
         with self._lock:
             for rule in self._rules:
                 if rule.route in (route, ANY) and rule.method in (None, method):
+                    if rule.probability < 1.0 and self._rng.random() >= rule.probability:
+                        continue
                     rule.remaining -= 1
                     if rule.remaining <= 0:
                         self._rules.remove(rule)

@@ -1,0 +1,52 @@
+"""Through a real mount, with faults injected on the wire by the server."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from portalfs.server.faults import Status
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _requests(portal) -> int:
+    return sum(portal.server.app.state.metrics.snapshot().values())
+
+
+def _copy_in_and_read_back(mount_portal, tag):
+    """200 files in through one mount, back out through another: how many are byte-exact."""
+    files = {f"{tag}-{i:03d}.bin": os.urandom(2000 + i) for i in range(200)}
+    writer = mount_portal()
+    for name, data in files.items():
+        (writer.path / name).write_bytes(data)
+    reader = mount_portal()
+    return sum((reader.path / name).read_bytes() == data for name, data in files.items())
+
+
+def test_10_percent_503s_on_every_route_lose_nothing(mount_portal, portal):
+    before = _requests(portal)
+    assert _copy_in_and_read_back(mount_portal, "clean") == 200
+    clean = _requests(portal) - before
+    portal.server.app.state.faults.add("*", Status(503), times=10**9, probability=0.10)
+    before = _requests(portal)
+    started = time.monotonic()
+    assert _copy_in_and_read_back(mount_portal, "faulty") == 200
+    faulty = _requests(portal) - before
+    assert faulty <= 1.5 * clean, (clean, faulty)
+    print(
+        f"fault-free {clean} requests, with 10% 503s {faulty} "
+        f"({faulty / clean:.2f}x) in {time.monotonic() - started:.1f}s"
+    )
+
+
+def test_429_with_retry_after_is_waited_for(mount_portal, portal):
+    m = mount_portal()
+    portal.server.app.state.faults.fail_next("upload_link", 429, headers={"Retry-After": "2"})
+    started = time.monotonic()
+    (m.path / "patient.txt").write_bytes(b"waited")
+    elapsed = time.monotonic() - started
+    assert 2.0 <= elapsed < 3.5, elapsed
+    assert (m.path / "patient.txt").read_bytes() == b"waited"
