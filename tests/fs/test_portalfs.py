@@ -257,3 +257,9 @@ def test_a_failed_write_is_never_uploaded(make_fs, portal, monkeypatch):
     fs.release(fh)
     assert portal.puts() == puts
     oserror(errno.ENOENT, make_fs().getattr, "/holey.bin")
+
+
+def test_cache_spool_and_journal_folders_are_private(make_fs):
+    fs = make_fs()
+    for folder in (fs.spool_dir.parent, fs.spool_dir, fs.journal.directory):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
