@@ -1,34 +1,42 @@
 """The portalfs command line: parses arguments, reads the environment, wires the parts
-together and prints. The only module that prints; no protocol or file-system logic lives here.
+together and prints. With cli_mount.py the only modules that print; no protocol or
+file-system logic lives here.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import hashlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__, credentials
+from .cli_common import (
+    EXIT_AUTH,
+    EXIT_DENIED,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    UsageError,
+    clients,
+    credentials_from,
+)
+from .cli_mount import cmd_mount, cmd_recover, cmd_unmount
 from .client import errors
-from .client.portal import Credentials, PortalClient
-from .client.storage import StorageClient
-from .client.transport import Transport
-from .config import HttpConfig, MountConfig, TransferConfig
+from .client.portal import PortalClient
+from .config import MountConfig, TransferConfig
 from .transfers import BatchDownloader, BatchUploader, Result
 from .write.upload import Uploader
 
 log = logging.getLogger("portalfs")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_AUTH, EXIT_DENIED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 3, 4, 5, 6
 
 # The one table from error class to exit code; the first class in the MRO that is listed wins.
 _EXIT_CODES: dict[type[Exception], int] = {
@@ -41,49 +49,12 @@ _EXIT_CODES: dict[type[Exception], int] = {
 }
 
 
-class UsageError(Exception):
-    """The command cannot run as asked; the message says what to change."""
-
-
-# ---------------------------------------------------------------- wiring
-
-
-def _sources(args: argparse.Namespace) -> credentials.CredentialSources:
-    return credentials.CredentialSources(
-        api_url=args.api_url,
-        portal_id=args.portal_id,
-        token_file=args.token_file,
-        jwt_file=args.jwt_file,
-        link_file=args.link_file,
-    )
-
-
-def _credentials(args: argparse.Namespace, *, need_portal: bool = True) -> Credentials:
-    creds = credentials.resolve(_sources(args), dict(os.environ))
-    if need_portal and creds.portal_id is None:
-        raise UsageError(
-            "no portal id: pass --portal-id, set EI_PORTAL_ID, or give the portal link "
-            "with --link-file or EI_PORTAL_LINK"
-        )
-    if need_portal and not (creds.portal_token or creds.jwt):
-        raise UsageError(
-            "no portal token: set EI_PORTAL_TOKEN (the part after '?token=' in the portal "
-            "link), pass --token-file, or give the link with --link-file or EI_PORTAL_LINK"
-        )
-    return creds
-
-
-def _clients(creds: Credentials) -> tuple[PortalClient, StorageClient]:
-    transport = Transport(HttpConfig())
-    return PortalClient(creds, transport), StorageClient(transport, TransferConfig().chunk_bytes)
-
-
 # ---------------------------------------------------------------- commands
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    creds = _credentials(args, need_portal=False)
-    portal, _ = _clients(creds)
+    creds = credentials_from(args, need_portal=False)
+    portal, _ = clients(creds)
     username = args.username or input("Username or e-mail: ")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
     try:
@@ -104,7 +75,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    portal, _ = _clients(_credentials(args))
+    portal, _ = clients(credentials_from(args))
     info = portal.info()
     print(f"{info.name} (portal {portal.credentials.portal_id})")
     if info.description:
@@ -118,7 +89,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    portal, _ = _clients(_credentials(args))
+    portal, _ = clients(credentials_from(args))
     _list(portal, args.prefix.strip("/"), args.long, args.recursive)
     return EXIT_OK
 
@@ -171,7 +142,7 @@ class _Tally:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    portal, storage = _clients(_credentials(args))
+    portal, storage = clients(credentials_from(args))
     batch = BatchUploader(portal, Uploader(portal, storage), args.jobs)
     tally = _Tally(args.quiet)
     batch.run(args.local, args.to, tally)
@@ -179,12 +150,12 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    creds = _credentials(args)
+    creds = credentials_from(args)
     if not creds.jwt:
         raise errors.AccessDeniedError(
             "downloading needs an organization member's login (a portal token only uploads)"
         )
-    portal, storage = _clients(creds)
+    portal, storage = clients(creds)
     tally = _Tally(args.quiet)
     BatchDownloader(portal, storage, args.jobs).run(args.paths, args.output, tally)
     return tally.summary()
@@ -228,124 +199,6 @@ def cmd_admin(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=2))
     return EXIT_OK
-
-
-def _default_cache_dir(creds: Credentials) -> Path:
-    # Per API and portal, named by a hash: no token or URL ends up in a file name.
-    key = hashlib.sha256(f"{creds.api_url}|{creds.portal_id}".encode()).hexdigest()[:16]
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}"
-
-
-def _scrub_link_from_argv(args: argparse.Namespace) -> None:
-    """Re-run with a tokened link moved from argv (world-readable) into the environment."""
-    if not args.target or "token=" not in args.target[0] or os.environ.get("_PORTALFS_REEXEC"):
-        return
-    env = dict(os.environ, EI_PORTAL_LINK=args.target[0], _PORTALFS_REEXEC="1")
-    argv = [a for a in sys.argv[1:] if a != args.target[0]]
-    os.execve(sys.executable, [sys.executable, "-m", "portalfs", *argv], env)
-
-
-def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
-    return MountConfig(
-        cache_dir=args.cache_dir or str(_default_cache_dir(creds)),
-        metadata_ttl_s=args.metadata_ttl,
-        cache_bytes=args.cache_size,
-        read_only=args.read_only,
-        allow_delete=args.allow_delete,
-        resend_interval_s=args.resend_interval,
-        uid=os.getuid() if args.uid is None else args.uid,
-        gid=os.getgid() if args.gid is None else args.gid,
-    )
-
-
-def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, object]:
-    options: dict[str, object] = {
-        "fsname": "portalfs",
-        "subtype": "portalfs",
-        # The kernel may keep attributes and names as long as our listings are fresh.
-        "attr_timeout": config.metadata_ttl_s,
-        "entry_timeout": config.metadata_ttl_s,
-        "negative_timeout": config.metadata_ttl_s,
-        # libfuse 3's default is "unset", which it reports as an invalid value on every mount.
-        "max_threads": 64,
-        # Keep the page cache across opens while size and mtime stay the same: re-reads of
-        # an unchanged file cost nothing.
-        "auto_cache": True,
-    }
-    if args.allow_other:
-        options.update(allow_other=True, default_permissions=True)
-    for item in ",".join(args.options or []).split(","):
-        if item:
-            key, _, value = item.partition("=")
-            options[key] = value if value else True
-    return options
-
-
-def cmd_mount(args: argparse.Namespace) -> int:
-    from .fs.factory import build_portalfs
-    from .fuse import mount
-
-    _scrub_link_from_argv(args)
-    if not args.target or len(args.target) > 2:
-        raise UsageError("usage: portalfs mount [PORTAL_LINK] MOUNTPOINT")
-    mountpoint = Path(args.target[-1]).resolve()
-    creds = _credentials(args)
-    try:
-        mount.check_mountpoint(mountpoint)
-    except mount.MountError as exc:
-        raise UsageError(str(exc)) from None
-    PortalClient(creds, Transport(HttpConfig())).info()  # a wrong token fails here, unmounted
-    config = _mount_config(args, creds)
-    options = _fuse_options(args, config)
-
-    def start(ready: Callable[[], None] | None) -> None:
-        mount.run(build_portalfs(creds, config), mountpoint, options, ready)
-
-    access = "read and write" if creds.can_read else "write-only (no login: no reads)"
-    if args.foreground:
-        print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.", file=sys.stderr)
-        start(None)
-        return EXIT_OK
-    _log_to_file(Path(config.cache_dir) / "mount.log", args.verbose)
-    code = mount.daemonize(start)
-    if code == 0:
-        print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.")
-        print(f"Unmount with: portalfs unmount {mountpoint}")
-    return code
-
-
-def cmd_recover(args: argparse.Namespace) -> int:
-    """Send what a mount left in its journal of unsent files, without mounting."""
-    from .write.journal import Journal
-    from .write.resend import Resender
-
-    creds = _credentials(args)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else _default_cache_dir(creds)
-    portal, storage = _clients(creds)
-    resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
-    sent, unsent = resender.send_all()
-    print(f"{sent} sent, {unsent} still unsent (in {cache_dir / 'unsent'})")
-    return EXIT_FAILED if unsent else EXIT_OK
-
-
-def cmd_unmount(args: argparse.Namespace) -> int:
-    from .fuse import mount
-
-    try:
-        mount.unmount(Path(args.mountpoint))
-    except mount.MountError as exc:
-        raise UsageError(str(exc)) from None
-    return EXIT_OK
-
-
-def _log_to_file(path: Path, verbosity: int) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel([logging.INFO, logging.INFO, logging.DEBUG][min(verbosity, 2)])
 
 
 # ---------------------------------------------------------------- errors

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -114,9 +113,9 @@ class _SignalWatcher:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, self._STOP | {self._WAKE})
 
 
-def daemonize(start: Callable[[Callable[[], None]], None]) -> int:
-    """Fork; the child calls `start(ready)` and the parent returns 0 once `ready()` was called,
-    or 1 with the child's error printed. The child never returns."""
+def daemonize(start: Callable[[Callable[[], None]], None]) -> str | None:
+    """Fork; the child calls `start(ready)`. The parent returns None once `ready()` was
+    called, or the child's error message. The child never returns."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:
@@ -124,10 +123,9 @@ def daemonize(start: Callable[[Callable[[], None]], None]) -> int:
         with os.fdopen(read_fd, "rb") as pipe:
             message = pipe.read().decode(errors="replace")
         if message == "ok":
-            return 0
+            return None
         os.waitpid(pid, 0)
-        print(f"portalfs: {message or 'the mount process ended before mounting'}", file=sys.stderr)
-        return 1
+        return message or "the mount process ended before mounting"
     os.close(read_fd)
     os.setsid()
     _detach_stdio()

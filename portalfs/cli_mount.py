@@ -1,0 +1,138 @@
+"""The mount side of the command line: `mount`, `unmount` and `recover`. Wires the mount's
+parts from flags; prints only the one-line results a shell user needs."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .cli_common import EXIT_FAILED, EXIT_OK, UsageError, clients, credentials_from
+from .client.portal import Credentials, PortalClient
+from .client.transport import Transport
+from .config import HttpConfig, MountConfig
+from .write.upload import Uploader
+
+
+def default_cache_dir(creds: Credentials) -> Path:
+    # Per API and portal, named by a hash: no token or URL ends up in a file name.
+    key = hashlib.sha256(f"{creds.api_url}|{creds.portal_id}".encode()).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}"
+
+
+def _scrub_link_from_argv(args: argparse.Namespace) -> None:
+    """Re-run with a tokened link moved from argv (world-readable) into the environment."""
+    if not args.target or "token=" not in args.target[0] or os.environ.get("_PORTALFS_REEXEC"):
+        return
+    env = dict(os.environ, EI_PORTAL_LINK=args.target[0], _PORTALFS_REEXEC="1")
+    argv = [a for a in sys.argv[1:] if a != args.target[0]]
+    os.execve(sys.executable, [sys.executable, "-m", "portalfs", *argv], env)
+
+
+def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
+    return MountConfig(
+        cache_dir=args.cache_dir or str(default_cache_dir(creds)),
+        metadata_ttl_s=args.metadata_ttl,
+        cache_bytes=args.cache_size,
+        read_only=args.read_only,
+        allow_delete=args.allow_delete,
+        resend_interval_s=args.resend_interval,
+        uid=os.getuid() if args.uid is None else args.uid,
+        gid=os.getgid() if args.gid is None else args.gid,
+    )
+
+
+def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, object]:
+    options: dict[str, object] = {
+        "fsname": "portalfs",
+        "subtype": "portalfs",
+        # The kernel may keep attributes and names as long as our listings are fresh.
+        "attr_timeout": config.metadata_ttl_s,
+        "entry_timeout": config.metadata_ttl_s,
+        "negative_timeout": config.metadata_ttl_s,
+        # libfuse 3's default is "unset", which it reports as an invalid value on every mount.
+        "max_threads": 64,
+        # Keep the page cache across opens while size and mtime stay the same: re-reads of
+        # an unchanged file cost nothing.
+        "auto_cache": True,
+    }
+    if args.allow_other:
+        options.update(allow_other=True, default_permissions=True)
+    for item in ",".join(args.options or []).split(","):
+        if item:
+            key, _, value = item.partition("=")
+            options[key] = value if value else True
+    return options
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from .fs.factory import build_portalfs
+    from .fuse import mount
+
+    _scrub_link_from_argv(args)
+    if not args.target or len(args.target) > 2:
+        raise UsageError("usage: portalfs mount [PORTAL_LINK] MOUNTPOINT")
+    mountpoint = Path(args.target[-1]).resolve()
+    creds = credentials_from(args)
+    try:
+        mount.check_mountpoint(mountpoint)
+    except mount.MountError as exc:
+        raise UsageError(str(exc)) from None
+    PortalClient(creds, Transport(HttpConfig())).info()  # a wrong token fails here, unmounted
+    config = _mount_config(args, creds)
+    options = _fuse_options(args, config)
+
+    def start(ready: Callable[[], None] | None) -> None:
+        mount.run(build_portalfs(creds, config), mountpoint, options, ready)
+
+    access = "read and write" if creds.can_read else "write-only (no login: no reads)"
+    if args.foreground:
+        print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.", file=sys.stderr)
+        start(None)
+        return EXIT_OK
+    _log_to_file(Path(config.cache_dir) / "mount.log", args.verbose)
+    failure = mount.daemonize(start)
+    if failure:
+        print(f"portalfs: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.")
+    print(f"Unmount with: portalfs unmount {mountpoint}")
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Send what a mount left in its journal of unsent files, without mounting."""
+    from .write.journal import Journal
+    from .write.resend import Resender
+
+    creds = credentials_from(args)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(creds)
+    portal, storage = clients(creds)
+    resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
+    sent, unsent = resender.send_all()
+    print(f"{sent} sent, {unsent} still unsent (in {cache_dir / 'unsent'})")
+    return EXIT_FAILED if unsent else EXIT_OK
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    from .fuse import mount
+
+    try:
+        mount.unmount(Path(args.mountpoint))
+    except mount.MountError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def _log_to_file(path: Path, verbosity: int) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel([logging.INFO, logging.INFO, logging.DEBUG][min(verbosity, 2)])
