@@ -31,6 +31,7 @@ from .cli_common import (
 )
 from .cli_mount import cmd_mount, cmd_recover, cmd_unmount
 from .client import errors
+from .client.models import PortalFile
 from .client.portal import PortalClient
 from .config import MountConfig, TransferConfig
 from .transfers import BatchDownloader, BatchUploader, Result
@@ -55,8 +56,15 @@ _EXIT_CODES: dict[type[Exception], int] = {
 def cmd_login(args: argparse.Namespace) -> int:
     creds = credentials_from(args, need_portal=False)
     portal, _ = clients(creds)
-    username = args.username or input("Username or e-mail: ")
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    if args.password_stdin and not args.username:
+        raise UsageError("--password-stdin needs --username (stdin holds the password)")
+    try:
+        username = args.username or input("Username or e-mail: ")
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    except EOFError:
+        raise UsageError("no input: give --username and the password on stdin") from None
+    if not password:
+        raise UsageError("the password is empty")
     try:
         jwt = portal.login(username, password, args.totp)
     except errors.TotpRequiredError:
@@ -90,23 +98,38 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     portal, _ = clients(credentials_from(args))
-    _list(portal, args.prefix.strip("/"), args.long, args.recursive)
+    folder = args.prefix.strip("/")
+    if not _list(portal, folder, args.long, args.recursive) and folder:
+        # Nothing listed: PREFIX is a file, or nothing at all.
+        parent, _, name = folder.rpartition("/")
+        match = [e for e in portal.iter_folder(parent) if e.name.rstrip("/") == name]
+        if not match:
+            raise errors.NotFoundError(f"{folder}: no such file or folder in the portal")
+        _print_entry(match[0], folder, args.long)
     return EXIT_OK
 
 
-def _list(portal: PortalClient, folder: str, long: bool, recursive: bool) -> None:
+def _list(portal: PortalClient, folder: str, long: bool, recursive: bool) -> int:
+    """Print one folder (and below, with `recursive`); returns how many entries it had."""
     base = f"{folder}/" if folder else ""
+    count = 0
     for entry in portal.iter_folder(folder):
+        count += 1
         name = entry.name.rstrip("/")
-        shown = (base + name if recursive else name) + ("/" if entry.is_folder else "")
-        if long:
-            size = "-" if entry.is_folder else str(entry.size or 0)
-            added = f"{entry.added:%Y-%m-%d %H:%M}" if entry.added else "-"
-            print(f"{size:>12}  {added:16}  {shown}")
-        else:
-            print(shown)
+        _print_entry(entry, base + name if recursive else name, long)
         if recursive and entry.is_folder:
             _list(portal, base + name, long, recursive)
+    return count
+
+
+def _print_entry(entry: PortalFile, shown: str, long: bool) -> None:
+    shown += "/" if entry.is_folder else ""
+    if long:
+        size = "-" if entry.is_folder else str(entry.size or 0)
+        added = f"{entry.added:%Y-%m-%d %H:%M}" if entry.added else "-"
+        print(f"{size:>12}  {added:16}  {shown}")
+    else:
+        print(shown)
 
 
 class _Tally:
@@ -150,6 +173,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    if args.output == "-":
+        raise UsageError("downloads go to files: give -o a file or folder name, not -")
     creds = credentials_from(args)
     if not creds.jwt:
         raise errors.AccessDeniedError(
@@ -215,19 +240,22 @@ def _describe(exc: BaseException | None) -> str:
 def _hint(exc: Exception, args: argparse.Namespace) -> str | None:
     jwt = os.environ.get("EI_JWT_TOKEN")
     if isinstance(exc, errors.AuthError):
+        if args.command == "login":
+            return "check the user name and password"
         expiry = credentials.jwt_expiry(jwt) if jwt else None
         if expiry and expiry < datetime.now(UTC):
-            return f"your login expired at {expiry:%Y-%m-%d %H:%M} UTC: run `portalfs login`"
-        return "check the portal token (EI_PORTAL_TOKEN, --token-file or the portal link) and login"
+            return f"your login expired at {expiry:%Y-%m-%d %H:%M} UTC: run `portalfs login --save`"
+        return "check the portal token (EI_PORTAL_TOKEN, --token-file or the link) and the login"
     if isinstance(exc, errors.AccessDeniedError):
-        return (
-            "reading, deleting and renaming need a login of a member of the portal's organization"
-        )
+        return "reading, deleting and renaming need an organization member: portalfs login --save"
     if isinstance(exc, errors.UnavailableError) and exc.status:
         return "the portal server is failing or overloaded; try again later"
     if isinstance(exc, errors.UnavailableError):
         return "is the portal API reachable? set EI_API_URL or --api-url to its address"
     if isinstance(exc, errors.NotFoundError):
+        api = getattr(args, "api_url", None) or os.environ.get("EI_API_URL", "")
+        if api and not api.rstrip("/").endswith("/v1"):
+            return "the API URL usually ends in /v1, e.g. https://studio.edgeimpulse.com/v1"
         return "check the portal id and the path"
     return None
 

@@ -90,7 +90,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
     def start(ready: Callable[[], None] | None) -> None:
         mount.run(build_portalfs(creds, config), mountpoint, options, ready)
 
-    access = "read and write" if creds.can_read else "write-only (no login: no reads)"
+    if config.read_only:
+        access = "read-only" if creds.can_read else "list-only (read-only, and no login)"
+    else:
+        access = "read and write" if creds.can_read else "write-only (no login: no reads)"
+    if config.allow_delete and not creds.can_read:
+        print("portalfs: --allow-delete needs a login; rm and mv stay refused", file=sys.stderr)
     if args.foreground:
         print(f"Mounted portal {creds.portal_id} at {mountpoint}, {access}.", file=sys.stderr)
         start(None)

@@ -41,14 +41,18 @@ def redact_url(url: str) -> str:
 
 
 @contextlib.contextmanager
-def translated_errors(what: str) -> Iterator[None]:
+def translated_errors(what: str, url: str | None = None) -> Iterator[None]:
     """The only place where requests' exceptions become PortalErrors."""
+    parts = urlsplit(url) if url else None
+    where = f" to {parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts else ""
     try:
         yield
     except requests.Timeout as exc:
-        raise errors.UnavailableError(f"{what}: timed out") from exc
+        raise errors.UnavailableError(f"{what}: timed out{where}") from exc
     except requests.ConnectionError as exc:
-        raise errors.UnavailableError(f"{what}: could not connect or connection lost") from exc
+        raise errors.UnavailableError(
+            f"{what}: could not connect{where} or lost the connection"
+        ) from exc
     except requests.RequestException as exc:
         raise errors.ProtocolError(f"{what}: {type(exc).__name__}") from exc
 
@@ -179,7 +183,7 @@ class Transport:
     def _send_once(self, method, url, what, headers, json, body, stream) -> requests.Response:
         started = time.monotonic()
         timeout = (self.config.connect_timeout_s, self.config.read_timeout_s)
-        with translated_errors(what):
+        with translated_errors(what, url):
             resp = self._session().request(
                 method,
                 url,

@@ -172,11 +172,11 @@ class PortalFS:
             raise fail(errno.ENOTDIR, path)
         if self.readdir(path):
             raise fail(errno.ENOTEMPTY, path)
+        # A portal has no empty folders: one that lists nothing (made here, or emptied by
+        # deleting its files) goes away from this mount too.
         with self._lock:
-            if path in self._local_dirs:
-                self._local_dirs.discard(path)
-                return
-        raise fail(errno.EPERM, f"{path}: portal folders cannot be removed")
+            self._local_dirs.discard(path)
+        self.metadata.record(path, None)
 
     # ------------------------------------------------------------ open and close
 

@@ -32,6 +32,8 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountError("/dev/fuse is missing: FUSE is not available on this machine")
     if shutil.which("fusermount3") is None and os.geteuid() != 0:
         raise MountError("fusermount3 is missing: install the fuse3 package")
+    if not mountpoint.exists():
+        raise MountError(f"{mountpoint} does not exist: mkdir it first")
     if not mountpoint.is_dir():
         raise MountError(f"{mountpoint} is not a directory")
     if os.path.ismount(mountpoint):
@@ -156,6 +158,8 @@ def _detach_stdio() -> None:
 def unmount(mountpoint: Path, lazy: bool = False) -> None:
     """Unmount with fusermount3 -u (umount where it is missing, as root); `lazy` detaches a
     busy mount at once and lets its open files finish."""
+    if not os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is not mounted")
     if shutil.which("fusermount3"):
         command = ["fusermount3", "-uz" if lazy else "-u", str(mountpoint)]
     else:

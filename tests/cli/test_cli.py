@@ -164,3 +164,17 @@ def test_admin_create_portal_prints_json(portal, tmp_path):
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert created["id"] != portal.portal_id and len(created["token"]) >= 32
+
+
+def test_ls_of_a_file_shows_it_and_of_nothing_is_not_found(portal, tmp_path, home):
+    sample(tmp_path)
+    env = {**portal.env(), **home}
+    cli("upload", str(tmp_path / "set"), env=env)
+    assert cli("ls", "set/a.txt", env=env).stdout.strip() == "set/a.txt"
+    missing = cli("ls", "set/nothing", env=env)
+    assert missing.returncode == 5 and "no such file" in missing.stderr
+
+
+def test_password_stdin_needs_a_username(portal, home):
+    result = cli("login", "--password-stdin", env={**portal.env(), **home}, stdin="pw\n")
+    assert result.returncode == 2 and "--username" in result.stderr

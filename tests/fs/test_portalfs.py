@@ -263,3 +263,17 @@ def test_cache_spool_and_journal_folders_are_private(make_fs):
     fs = make_fs()
     for folder in (fs.spool_dir.parent, fs.spool_dir, fs.journal.directory):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_rmdir_of_a_portal_folder_emptied_by_deletes(make_fs):
+    fs = make_fs(allow_delete=True)
+    fs.mkdir("/p")
+    fs.mkdir("/p/q")
+    write_file(fs, "/p/q/f.txt", b"f")
+    fresh = make_fs(allow_delete=True)  # sees p/q only as portal folders
+    assert [name for name, _ in fresh.readdir("/p")] == ["q"]  # as rm -r looks first
+    fresh.unlink("/p/q/f.txt")
+    fresh.rmdir("/p/q")
+    oserror(errno.ENOENT, fresh.getattr, "/p/q")
+    fresh.rmdir("/p")
+    assert fresh.readdir("/") == []

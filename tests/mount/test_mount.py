@@ -351,3 +351,22 @@ def test_rsync_inplace_works(mount_portal, tmp_path):
     assert (m.path / "rs/a.txt").read_bytes() == b"one\ntwo\n"
     plain = run("rsync", "-r", f"{src}/", f"{m.path}/plain/")
     assert plain.returncode != 0 and "Operation not permitted" in plain.stderr
+
+
+def test_rm_r_of_a_portal_folder_with_allow_delete(mount_portal):
+    m = mount_portal()
+    (m.path / "p/q").mkdir(parents=True)
+    (m.path / "p/q/f.txt").write_bytes(b"f")
+    other = mount_portal("--allow-delete")
+    result = run("rm", "-r", str(other.path / "p"))
+    assert result.returncode == 0, result.stderr
+    assert list(other.path.iterdir()) == []
+
+
+def test_mount_and_unmount_say_what_is_wrong(portal, tmp_path):
+    env = {**os.environ, **portal.env(), "HOME": str(tmp_path)}
+    missing = run(sys.executable, "-m", "portalfs", "mount", str(tmp_path / "nope"), env=env)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    (tmp_path / "plain").mkdir()
+    result = run(sys.executable, "-m", "portalfs", "unmount", str(tmp_path / "plain"), env=env)
+    assert result.returncode == 2 and "not mounted" in result.stderr
