@@ -33,7 +33,7 @@ from .cli_mount import cmd_mount, cmd_recover, cmd_unmount
 from .client import errors
 from .client.models import PortalFile
 from .client.portal import PortalClient
-from .config import MountConfig, TransferConfig
+from .config import HttpConfig, MountConfig, TransferConfig
 from .transfers import BatchDownloader, BatchUploader, Result
 from .write.upload import Uploader
 
@@ -347,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long listings are trusted",
     )
     p.add_argument("--cache-dir", help="spool, journal and log folder (private, 0700)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=HttpConfig.read_timeout_s,
+        metavar="SECONDS",
+        help="a request silent this long is abandoned and retried",
+    )
     p.add_argument(
         "--resend-interval",
         type=float,

@@ -88,7 +88,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
     options = _fuse_options(args, config)
 
     def start(ready: Callable[[], None] | None) -> None:
-        mount.run(build_portalfs(creds, config), mountpoint, options, ready)
+        mount.run(
+            build_portalfs(creds, config, HttpConfig(read_timeout_s=args.timeout)),
+            mountpoint,
+            options,
+            ready,
+        )
 
     if config.read_only:
         access = "read-only" if creds.can_read else "list-only (read-only, and no login)"

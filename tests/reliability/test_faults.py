@@ -50,3 +50,34 @@ def test_429_with_retry_after_is_waited_for(mount_portal, portal):
     elapsed = time.monotonic() - started
     assert 2.0 <= elapsed < 3.5, elapsed
     assert (m.path / "patient.txt").read_bytes() == b"waited"
+
+
+@pytest.mark.parametrize("route", ["storage_put", "storage_get", "upload_link"])
+def test_a_stalled_request_is_abandoned_after_the_timeout_and_retried(portal, tmp_path, route):
+    from dataclasses import replace
+
+    from portalfs.config import MountConfig
+    from portalfs.fs.factory import build_portalfs
+    from portalfs.server.faults import Delay
+    from tests.portal_fixtures import TEST_HTTP
+
+    http = replace(TEST_HTTP, read_timeout_s=0.5)
+    fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tmp_path / "c")), http)
+    try:
+        fh = fs.create("/seed.bin")
+        fs.write(fh, 0, b"s" * 10_000)
+        fs.flush(fh)
+        fs.release(fh)
+        portal.server.app.state.faults.add(route, Delay(5.0))
+        started = time.monotonic()
+        if route == "storage_get":
+            fh = fs.open("/seed.bin", os.O_RDONLY)
+            assert fs.read(fh, 0, 20_000) == b"s" * 10_000
+        else:
+            fh = fs.create("/stalled.bin")
+            fs.write(fh, 0, b"t" * 10_000)
+            fs.flush(fh)
+        fs.release(fh)
+        assert time.monotonic() - started < 3.0  # the 5 s stall was not waited out
+    finally:
+        fs.close()
