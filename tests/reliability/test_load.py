@@ -64,8 +64,6 @@ def test_32_writers_and_16_mixed_readers(mount_portal):
     blobs = {f"r{i}.bin": os.urandom(300_000 + 7 * i) for i in range(16)}
     for name, data in blobs.items():
         (m.path / name).write_bytes(data)
-    reader_mount = mount_portal()
-    baseline = daemon_fds(m.process.pid)
 
     def write(i: int) -> bool:
         data = random.Random(i).randbytes(150_000 + i)
@@ -74,7 +72,7 @@ def test_32_writers_and_16_mixed_readers(mount_portal):
 
     def read(i: int) -> bool:
         name, data = list(blobs.items())[i]
-        path: Path = reader_mount.path / name
+        path: Path = m.path / name
         if i % 2:  # random ranges
             rng = random.Random(i)
             with open(path, "rb") as f:
@@ -86,9 +84,17 @@ def test_32_writers_and_16_mixed_readers(mount_portal):
             return True
         return path.read_bytes() == data
 
-    with ThreadPoolExecutor(48) as pool:
-        writes = [pool.submit(write, i) for i in range(32)]
-        reads = [pool.submit(read, i) for i in range(16)]
-        assert all(f.result() for f in writes + reads)
-    assert daemon_fds(m.process.pid) <= baseline  # sockets may close; nothing may leak
-    assert list((m.cache_dir / "spool").iterdir()) == []
+    def round_of_load() -> int:
+        with ThreadPoolExecutor(48) as pool:
+            writes = [pool.submit(write, i) for i in range(32)]
+            reads = [pool.submit(read, i) for i in range(16)]
+            assert all(f.result() for f in writes + reads)
+        assert list((m.cache_dir / "spool").iterdir()) == []
+        return daemon_fds(m.process.pid)
+
+    # Connections are per thread and idle libfuse threads keep theirs, so descriptors grow
+    # with the first burst of threads; a leak would grow them again with every round.
+    first = round_of_load()
+    second = round_of_load()
+    third = round_of_load()
+    assert max(second, third) <= first + 4, (first, second, third)
