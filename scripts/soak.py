@@ -50,6 +50,8 @@ class Workload:
                 name = f"d{rng.randrange(8)}/w{worker}-f{rng.randrange(50)}.bin"
                 data = rng.randbytes(rng.choice([1000, 50_000, 1_000_000, 3_000_000]))
                 with self.lock:
+                    if name in self.busy:  # being read right now: write another time
+                        return
                     self.busy.add(name)
                 try:
                     (self.root / name).parent.mkdir(exist_ok=True)
