@@ -4,6 +4,7 @@ parent whether the mount came up. Knows nothing of credentials or HTTP.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -42,6 +43,24 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountError(f"{mountpoint} is not empty")
 
 
+def limit_malloc_growth() -> None:
+    """Keep the daemon's RSS close to its live data (glibc only; elsewhere a no-op).
+
+    With dozens of FUSE threads glibc makes an arena per thread, and after 1 MiB blocks are
+    freed its adaptive mmap threshold moves them onto the heap, where they fragment: RSS grew
+    to 225 MiB under scripts/soak with a 64 MiB block cache.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_ARENA_MAX, 2)
+        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+    except (OSError, AttributeError):
+        log.debug("mallopt is not available; memory is left to the allocator's defaults")
+
+
+_M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # from glibc's malloc.h
+
+
 def run(
     fs: PortalFS,
     mountpoint: Path,
@@ -60,6 +79,7 @@ def run(
         if on_mounted:
             on_mounted()
 
+    limit_malloc_growth()
     operations = PortalOperations(fs, mounted)
     watcher = _SignalWatcher(mountpoint)
     try:
