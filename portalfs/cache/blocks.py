@@ -7,7 +7,6 @@ guards the LRU and is never held while fetching.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import NamedTuple
 
 from cachetools import LRUCache
@@ -36,16 +35,3 @@ class BlockCache:
             return  # larger than the whole cache: serve it, keep nothing
         with self._lock:
             self._lru[key] = data
-
-    def get_or_fetch(self, key: BlockKey, fetch: Callable[[], bytes]) -> bytes:
-        """The cached block, or `fetch()`'s result, which is then cached."""
-        data = self.get(key)
-        if data is None:
-            data = fetch()
-            self.put(key, data)
-        return data
-
-    @property
-    def used_bytes(self) -> int:
-        with self._lock:
-            return self._lru.currsize

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from .digest import RunningMD5
@@ -51,12 +50,6 @@ class Spool:
             self._hashed = None
             self._digest.abandon()
         self.size = length
-
-    def fill_from(self, chunks: Iterable[bytes]) -> None:
-        """Replace the content with `chunks` (an iterable of bytes), e.g. a downloaded file."""
-        self.truncate(0)
-        for chunk in chunks:
-            self.write(self.size, chunk)
 
     def md5(self) -> str:
         """MD5 hex of the current content; re-reads the file only after out-of-order writes."""
