@@ -370,3 +370,14 @@ def test_mount_and_unmount_say_what_is_wrong(portal, tmp_path):
     (tmp_path / "plain").mkdir()
     result = run(sys.executable, "-m", "portalfs", "unmount", str(tmp_path / "plain"), env=env)
     assert result.returncode == 2 and "not mounted" in result.stderr
+
+
+def test_relative_mountpoint_and_cache_dir_work(mount_portal, portal):
+    # The daemon runs from another directory than the shell that started it.
+    mount = mount_portal("--metadata-ttl", "0", member=False, relative=True)
+    puts = portal.puts()
+    (mount.path / "made").mkdir()
+    (mount.path / "made" / "f.txt").write_bytes(b"relative")
+    assert portal.puts() == puts + 1
+    # release() follows close() asynchronously; then the spool file goes.
+    wait_for(lambda: not any((mount.cache_dir / "spool").iterdir()), 10, "the spool to empty")
