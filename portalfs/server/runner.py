@@ -113,6 +113,9 @@ class _NoDelayH11Protocol(H11Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        metrics = getattr(self.config.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.connection_opened()
         super().connection_made(transport)
 
 

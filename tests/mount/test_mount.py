@@ -381,3 +381,17 @@ def test_relative_mountpoint_and_cache_dir_work(mount_portal, portal):
     assert portal.puts() == puts + 1
     # release() follows close() asynchronously; then the spool file goes.
     wait_for(lambda: not any((mount.cache_dir / "spool").iterdir()), 10, "the spool to empty")
+
+
+def test_many_small_files_reuse_connections(mount_portal, portal, tmp_path):
+    # Each request on a new TCP connection costs both ends a connection set-up: once
+    # 2 connections a file, because libfuse's threads lost per-thread sessions.
+    src = tmp_path / "small"
+    src.mkdir()
+    for i in range(100):
+        (src / f"f{i}").write_bytes(os.urandom(100))
+    m = mount_portal(member=False)
+    metrics = portal.server.app.state.metrics
+    before = metrics.connections
+    assert run("cp", "-r", str(src), str(m.path / "small")).returncode == 0
+    assert metrics.connections - before <= 4
