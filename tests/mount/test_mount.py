@@ -395,3 +395,21 @@ def test_many_small_files_reuse_connections(mount_portal, portal, tmp_path):
     before = metrics.connections
     assert run("cp", "-r", str(src), str(m.path / "small")).returncode == 0
     assert metrics.connections - before <= 4
+
+
+def test_ls_lr_gets_attributes_with_the_listing(mount_portal, tmp_path):
+    # READDIRPLUS answered with attributes: the kernel needs no LOOKUP per listed file.
+    src = tmp_path / "tree"
+    for d in range(3):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(40):
+            (src / f"d{d}" / f"f{i}").write_bytes(b"x" * i)
+    writer = mount_portal(member=False)
+    assert run("cp", "-r", str(src), str(writer.path / "tree")).returncode == 0
+    m = mount_portal("-o", "debug")
+    logged = len(m.log())
+    listing = run("ls", "-lR", str(m.path / "tree")).stdout
+    assert listing.count("\n-") == 120 and " 39 " in listing
+    requests = m.log()[logged:]
+    assert requests.count("opcode: READDIRPLUS") >= 4
+    assert requests.count("opcode: LOOKUP") <= 5  # "tree" and its 3 folders, not 120 files
