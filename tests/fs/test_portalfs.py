@@ -6,8 +6,10 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import pytest
 
 from portalfs.client import errors
@@ -239,6 +241,38 @@ def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
     write_file(fs, "/v.txt", b"new")
     assert list(fs.journal.entries()) == []  # the old version will never overwrite the new
     assert read_file(fs, "/v.txt") == b"new"
+
+
+class HeldRequest:
+    """A fault action that holds a request until the test releases it."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    async def __call__(self, app, scope, receive, send) -> None:
+        self.arrived.set()
+        while not self.release.is_set():
+            await anyio.sleep(0.005)
+        await app(scope, receive, send)
+
+
+def test_a_resent_old_version_never_lands_after_a_newer_one(make_fs, portal):
+    fs = make_fs()
+    portal.server.app.state.faults.fail_next("upload_link", 400)
+    with pytest.raises(errors.RejectedError):
+        write_file(fs, "/race.txt", b"old")
+    held = HeldRequest()
+    portal.server.app.state.faults.add("storage_put", held)
+    with ThreadPoolExecutor(2) as pool:
+        resend = pool.submit(fs.resender.send_all)  # its PUT of "old" is held
+        assert held.arrived.wait(10)
+        newer = pool.submit(write_file, fs, "/race.txt", b"new")
+        held.release.set()
+        assert resend.result(10) == (1, 0)
+        newer.result(10)
+    assert read_file(make_fs(), "/race.txt") == b"new"
+    assert list(fs.journal.entries()) == []
 
 
 def test_a_failed_write_is_never_uploaded(make_fs, portal, monkeypatch):

@@ -25,6 +25,7 @@ def fio(directory: Path, *extra: str) -> subprocess.CompletedProcess:
         "--verify=crc32c",
         "--verify_fatal=1",
         "--group_reporting",
+        "--verify_state_save=0",  # else a failed verify leaves state files in the cwd
         *extra,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=90)
