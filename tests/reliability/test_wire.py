@@ -4,6 +4,7 @@ the portal server (API and signed storage URLs alike): resets and truncated bodi
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
@@ -40,6 +41,57 @@ def _upload(portal, tmp_path, name: str, data: bytes) -> Outcome:
 
 def _gets(proxy: FaultProxy, name: str) -> list:
     return [ex for ex in proxy.exchanges if ex.method == "GET" and ex.path.endswith(name)]
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_a_fault_during_a_ranged_read_resumes_where_it_broke(portal, proxy, tmp_path, fault):
+    data = os.urandom(3 * MIB + 17)
+    _upload(portal, tmp_path, "big.bin", data)
+    portal_client, storage = clients(portal.member)
+    url = portal_client.download_link("big.bin")
+    proxy.add(Rule(fault, "GET", "/storage/", at_bytes=MIB + 5))
+    got = b"".join(storage.stream_range(url, 100, len(data) - 100, None, MIB))
+    assert got == data[100:]
+    first, second = _gets(proxy, "big.bin")
+    assert first.fault is fault and second.fault is None
+    if fault in (Fault.RESET_BODY, Fault.TRUNCATE):
+        # Resumed from what had arrived, not from the start: only the bytes of the read
+        # (one chunk, 1 MiB) that the reset interrupted travel twice.
+        assert 100 + MIB <= second.range_start <= 100 + MIB + 5
+        assert first.body_bytes + second.body_bytes - len(got) == 100 + MIB + 5 - second.range_start
+    else:
+        assert second.range_start == 100
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_a_fault_during_a_whole_download_resumes_and_checks_the_md5(portal, proxy, tmp_path, fault):
+    data = os.urandom(2 * MIB + 3)
+    _upload(portal, tmp_path, "whole.bin", data)
+    portal_client, storage = clients(portal.member)
+    url = portal_client.download_link("whole.bin")
+    proxy.add(Rule(fault, "GET", "/storage/", at_bytes=MIB + 5))
+    with open(tmp_path / "out", "wb") as out:
+        assert storage.download_to(url, out) == hashlib.md5(data).hexdigest()
+    assert (tmp_path / "out").read_bytes() == data
+    first, second = _gets(proxy, "whole.bin")
+    assert first.fault is fault and second.fault is None
+    if fault in (Fault.RESET_BODY, Fault.TRUNCATE):
+        assert MIB <= second.range_start <= MIB + 5
+    else:
+        assert second.range_start is None  # nothing arrived: the whole object again
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_a_fault_during_a_put_is_retried_from_the_start_of_the_body(portal, proxy, tmp_path, fault):
+    data = os.urandom(3 * MIB)
+    proxy.add(Rule(fault, "PUT", "/storage/", at_bytes=MIB))
+    assert _upload(portal, tmp_path, "put.bin", data) == Outcome.UPLOADED
+    puts = [ex for ex in proxy.exchanges if ex.method == "PUT"]
+    assert [ex.fault for ex in puts] == [fault, None]
+    assert portal.server.app.state.services.storage  # the server is the judge of what it stored
+    portal_client, storage = clients(portal.member)
+    got = storage.get_range(portal_client.download_link("put.bin"), 0, len(data)).data
+    assert got == data
 
 
 @pytest.mark.parametrize("fault", list(Fault))
