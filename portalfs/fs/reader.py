@@ -111,6 +111,10 @@ class RemoteReader:
         index, last = offset // bs, (size + bs - 1) // bs
         if index >= last or self.ahead_blocks <= 0:
             return
+        if self.blocks.get(BlockKey(portal_path, etag, index)) is not None:
+            # Already here (typically: a stream that finished before the reader caught up).
+            # The next read that misses the cache starts a stream from there.
+            return
         with self._lock:
             current = self._streams.get(reader)
             if current and current.etag == etag and current.covers(index):
