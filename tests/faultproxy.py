@@ -301,7 +301,7 @@ class FaultProxy:
         body = _body(upstream.rfile, length if length is not None else answer.framing())
         if plan.fault is None:
             client.sock.sendall(answer.raw)
-            ex.body_bytes = _forward(body, client.sock, None)
+            _forward(body, client.sock, None, ex)
             return not (head.closes() or answer.closes())
         if not length:
             # No body to cut (or one of unknown length): cut the status line instead. A head
@@ -310,7 +310,7 @@ class FaultProxy:
             client.sock.sendall(answer.raw[: answer.raw.index(b" ") + 2])
         else:
             client.sock.sendall(answer.raw)
-            ex.body_bytes = _forward(body, client.sock, min(plan.cut(length), length - 1))
+            _forward(body, client.sock, min(plan.cut(length), length - 1), ex)
         return self._fault(ex, plan, client, upstream)
 
     def _fault(self, ex: Exchange, plan: _Plan, client: _Conn, upstream: _Conn) -> bool:
@@ -378,13 +378,18 @@ def _body(f: BinaryIO, framing: int | str) -> Iterator[bytes]:
             yield piece
 
 
-def _forward(pieces: Iterator[bytes], out: socket.socket, cut: int | None) -> int:
-    """Send the pieces to `out`, only the first `cut` bytes if given; the bytes sent."""
+def _forward(
+    pieces: Iterator[bytes], out: socket.socket, cut: int | None, ex: Exchange | None = None
+) -> None:
+    """Send the pieces to `out`, only the first `cut` bytes if given. Counted in
+    `ex.body_bytes` before they go, so a client that has them finds them counted."""
     sent = 0
     for piece in pieces:
         if cut is not None and sent + len(piece) >= cut:
-            out.sendall(piece[: cut - sent])
-            return cut
-        out.sendall(piece)
+            piece = piece[: cut - sent]
         sent += len(piece)
-    return sent
+        if ex:
+            ex.body_bytes = sent
+        out.sendall(piece)
+        if sent == cut:
+            return

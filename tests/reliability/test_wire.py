@@ -43,8 +43,12 @@ def _upload(portal, tmp_path, name: str, data: bytes) -> Outcome:
     return Uploader(portal_client, storage).upload(req)
 
 
-def _gets(proxy: FaultProxy, name: str) -> list:
+def _gets(proxy: FaultProxy, name: str) -> list[Exchange]:
     return [ex for ex in proxy.exchanges if ex.method == "GET" and ex.path.endswith(name)]
+
+
+def _download_links(proxy: FaultProxy) -> list[Exchange]:
+    return [ex for ex in proxy.exchanges if ex.path.endswith("/files/download")]
 
 
 @pytest.mark.parametrize("fault", list(Fault))
@@ -98,7 +102,7 @@ def test_a_fault_during_a_put_is_retried_from_the_start_of_the_body(portal, prox
 
 
 @pytest.mark.parametrize("fault", list(Fault))
-def test_a_fault_on_an_api_call_is_retried(portal, proxy, tmp_path, fault):
+def test_a_fault_on_an_api_call_is_retried(portal, proxy, fault):
     portal_client, _ = clients(portal.member)
     proxy.add(Rule(fault, "POST", "/v1/api/portals/"))
     assert list(portal_client.iter_folder("")) == []
@@ -144,9 +148,9 @@ def test_503s_resets_and_truncations_on_every_route_lose_nothing(mount_portal, p
     assert injected[Fault.TRUNCATE] and sum(injected.values()) > injected[Fault.TRUNCATE]
 
 
-# Signed links live 1-2 s: `expires` is a whole second, and the server refuses a link once
-# the clock is past it.
-SHORT_LINKS = pytest.mark.parametrize("portal", [{"link_ttl_s": 2}], indirect=True)
+# Signed links live 2-3 s (`expires` is a whole second; the server refuses a link once the
+# clock is past it): long enough to be used at once on a busy machine, short enough to wait.
+SHORT_LINKS = pytest.mark.parametrize("portal", [{"link_ttl_s": 3}], indirect=True)
 
 
 def _link_expired(ex: Exchange) -> bool:
@@ -170,7 +174,9 @@ def test_a_download_link_that_expires_mid_read_is_renewed_and_the_read_resumes(
     # The stream is cut after 3 MiB, once its link has expired: the resumed GET is refused.
     proxy.add(Rule(Fault.RESET_BODY, "GET", "/storage/", at_bytes=cut, hold=_link_expired))
     assert (m.path / "long.bin").read_bytes() == data
-    first, refused, resumed = _gets(proxy, "long.bin")
+    gets = _gets(proxy, "long.bin")
+    assert len(gets) == 3, [(ex.headers.get("range"), ex.status, ex.fault) for ex in gets]
+    first, refused, resumed = gets
     assert (first.range_start, first.fault, first.body_bytes) == (0, Fault.RESET_BODY, cut)
     assert refused.status == 403 and resumed.status == 206
     assert refused.query["expires"] == first.query["expires"] != resumed.query["expires"]
@@ -181,10 +187,6 @@ def test_a_download_link_that_expires_mid_read_is_renewed_and_the_read_resumes(
     assert len(_download_links(proxy)) == 2
 
 
-def _download_links(proxy: FaultProxy) -> list[Exchange]:
-    return [ex for ex in proxy.exchanges if ex.path.endswith("/files/download")]
-
-
 @SHORT_LINKS
 @pytest.mark.parametrize("when", ["before", "during"])
 def test_an_upload_link_that_expires_before_or_during_the_put_is_renewed(
@@ -192,7 +194,7 @@ def test_an_upload_link_that_expires_before_or_during_the_put_is_renewed(
 ):
     data = random.Random(5).randbytes(4 * MIB + 3)
     if when == "before":  # the PUT reaches the server after its link expired
-        portal.server.app.state.faults.add("storage_put", Delay(3.0))
+        portal.server.app.state.faults.add("storage_put", Delay(4.0))
     else:  # the link expires while the body is on its way, and then the connection resets
         proxy.add(Rule(Fault.RESET_REQUEST, "PUT", "/storage/", at_bytes=MIB, hold=_link_expired))
     m = mount_portal()
