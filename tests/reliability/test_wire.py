@@ -3,6 +3,7 @@ the portal server (API and signed storage URLs alike): resets and truncated bodi
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import random
@@ -139,10 +140,16 @@ def test_503s_resets_and_truncations_on_every_route_lose_nothing(mount_portal, p
     metrics = portal.server.app.state.metrics.snapshot()
     unavailable = sum(n for (_, _, status), n in metrics.items() if status == 503)
     injected = proxy.injected()
+    where = collections.Counter(
+        f"{ex.method} {'storage' if ex.path.startswith('/storage/') else 'api'}"
+        for ex in proxy.exchanges
+        if ex.fault
+    )
     print(
         f"fault-free {clean} requests; with faults {faulty} ({faulty / clean:.2f}x) in "
         f"{time.monotonic() - started:.1f}s: {unavailable} 503s, "
         + ", ".join(f"{n} {fault.name}" for fault, n in sorted(injected.items(), key=str))
+        + f"; faults by request: {dict(where)}"
     )
     assert faulty <= 1.5 * clean, (clean, faulty)
     assert injected[Fault.TRUNCATE] and sum(injected.values()) > injected[Fault.TRUNCATE]
