@@ -131,7 +131,8 @@ class _RangeBody:
     many GETs as it takes: a body cut short is resumed by Range from the first byte missing,
     with If-Match on the ETag of the first answer, so bytes of two versions never mix.
 
-    Gives up after `max_attempts` breaks in a row without a byte of progress. One use only.
+    Gives up after `max_attempts` breaks in a row without a byte of progress. Iterated once,
+    by one thread.
     """
 
     def __init__(
