@@ -53,6 +53,10 @@ def translated_errors(what: str, url: str | None = None) -> Iterator[None]:
         raise errors.UnavailableError(
             f"{what}: could not connect{where} or lost the connection"
         ) from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        # What requests raises when the connection resets or closes in the middle of a
+        # body, whatever its framing: a broken connection, not a malformed answer.
+        raise errors.UnavailableError(f"{what}: the connection broke mid-answer{where}") from exc
     except requests.RequestException as exc:
         raise errors.ProtocolError(f"{what}: {type(exc).__name__}") from exc
 
@@ -181,7 +185,7 @@ class Transport:
             except errors.UnavailableError as exc:
                 if last or not (idempotent or _never_sent(exc)):
                     raise
-                self._backoff(attempt, None, what, str(exc))
+                self.backoff(attempt, None, what, str(exc))
                 continue
             if resp.status_code in ok:
                 return resp
@@ -189,7 +193,7 @@ class Transport:
             resp.close()
             if last or not idempotent or resp.status_code not in _RETRYABLE_STATUS:
                 raise error
-            self._backoff(attempt, retry_after_s(resp), what, str(error))
+            self.backoff(attempt, retry_after_s(resp), what, str(error))
 
     def _send_once(self, method, url, what, headers, json, body, stream) -> requests.Response:
         started = time.monotonic()
@@ -214,7 +218,8 @@ class Transport:
         )
         return resp
 
-    def _backoff(self, attempt: int, server_delay: float | None, what: str, reason: str) -> None:
+    def backoff(self, attempt: int, server_delay: float | None, what: str, reason: str) -> None:
+        """Sleep before try `attempt + 1`: the server's delay (capped), else jittered backoff."""
         if server_delay is not None:
             delay = min(server_delay, self.config.max_retry_after_s)
         else:

@@ -210,6 +210,29 @@ def test_a_file_replaced_during_a_read_is_estale_not_mixed(make_fs, portal, tmp_
     reader.release(fh)
 
 
+def test_reads_after_the_read_ahead_finished_send_no_second_get(make_fs, portal, wait_until):
+    from portalfs.cache.blocks import BlockKey
+
+    fs = make_fs(block_bytes=4096, readahead_blocks=8)
+    data = os.urandom(5 * 4096 + 1)
+    write_file(fs, "/s.bin", data)
+    gets = portal.server.app.state.metrics.count("GET", "storage_get")
+    fh = fs.open("/s.bin", os.O_RDONLY)
+    assert fs.read(fh, 0, 4096) == data[:4096]
+    etag = fs.metadata.lookup("/s.bin").etag
+    last = BlockKey("s.bin", etag, 5)
+    wait_until(lambda: fs.reader.blocks.get(last) is not None, what="the read-ahead")
+    for offset in range(4096, len(data), 4096):  # each read continues the last
+        assert fs.read(fh, offset, 4096) == data[offset : offset + 4096]
+
+    def streaming() -> bool:
+        return any(t.name == "stream" for t in threading.enumerate())
+
+    wait_until(lambda: not streaming(), what="read-ahead threads to end")  # then GETs are final
+    assert portal.server.app.state.metrics.count("GET", "storage_get") == gets + 1
+    fs.release(fh)
+
+
 def test_unsent_files_are_sent_once_the_server_is_back(make_fs, portal):
     from portalfs.server.config import ServerConfig
     from portalfs.server.runner import run_in_thread
