@@ -45,8 +45,10 @@ class Workload:
         """One operation. Each worker writes its own names, and nobody reads a file while it
         is being rewritten: any mismatch is then portalfs's, not the workload's."""
         choice = rng.random()
+        kind = "list"
         try:
             if choice < 0.4 or not self.written:
+                kind = "write"
                 name = f"d{rng.randrange(8)}/w{worker}-f{rng.randrange(50)}.bin"
                 data = rng.randbytes(rng.choice([1000, 50_000, 1_000_000, 3_000_000]))
                 with self.lock:
@@ -62,6 +64,7 @@ class Workload:
                     with self.lock:
                         self.busy.discard(name)
             elif choice < 0.85:
+                kind = "read"
                 with self.lock:
                     ready = [n for n in self.written if n not in self.busy]
                     name = rng.choice(ready) if ready else None
@@ -81,7 +84,7 @@ class Workload:
         except OSError as exc:
             with self.lock:
                 self.errors += 1
-            print(f"  application saw: {exc}", flush=True)
+            print(f"  application saw, on {kind}: {exc}", flush=True)
         with self.lock:
             self.ops += 1
 
@@ -114,6 +117,7 @@ def main() -> int:
             sys.executable,
             "-m",
             "portalfs",
+            "-v",
             "mount",
             str(point),
             "-f",
@@ -121,8 +125,8 @@ def main() -> int:
             str(work / "cache"),
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=open(work / "mount.log", "wb"),  # noqa: SIM115 - the mount's lifetime
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while not os.path.ismount(point):

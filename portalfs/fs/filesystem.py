@@ -122,6 +122,10 @@ class PortalFS:
     def getattr(self, path: str) -> Attr:
         return self._attr(self._existing(path))
 
+    def opendir(self, path: str) -> None:
+        if not self._existing(path).is_dir:
+            raise fail(errno.ENOTDIR, path)
+
     def readdir(self, path: str) -> list[tuple[str, Attr]]:
         if not self._existing(path).is_dir:
             raise fail(errno.ENOTDIR, path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,7 @@ class PortalOperations(mfusepy.Operations):
     def __init__(self, fs: PortalFS, on_mounted: Callable[[], None] | None = None) -> None:
         self.fs = fs
         self.on_mounted = on_mounted
+        self._next_dir_handle = itertools.count(1)
 
     def init(self, path: str) -> None:
         if self.on_mounted:
@@ -74,6 +76,15 @@ class PortalOperations(mfusepy.Operations):
     @_mapped
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
         return _stat(self.fs.getattr(path))
+
+    @_mapped
+    def opendir(self, path: str) -> int:
+        # A handle of its own per open directory: PlusFUSE keeps its listing under it.
+        self.fs.opendir(path)
+        return next(self._next_dir_handle)
+
+    def releasedir(self, path: str, fh: int) -> int:
+        return 0
 
     @_mapped
     def readdir(self, path: str, fh: int) -> list:

@@ -413,3 +413,26 @@ def test_ls_lr_gets_attributes_with_the_listing(mount_portal, tmp_path):
     requests = m.log()[logged:]
     assert requests.count("opcode: READDIRPLUS") >= 4
     assert requests.count("opcode: LOOKUP") <= 5  # "tree" and its 3 folders, not 120 files
+
+
+def test_concurrent_listings_of_different_folders_stay_apart(mount_portal, tmp_path):
+    # Each open directory keeps its own listing between pages (once, all shared one).
+    src = tmp_path / "two"
+    expected = {}
+    for folder, count in (("a", 5), ("b", 200)):  # a's last, empty page is past b's first
+        (src / folder).mkdir(parents=True)
+        expected[folder] = sorted(f"{folder}{i:03}" for i in range(count))
+        for name in expected[folder]:
+            (src / folder / name).write_bytes(b"x")  # not empty: stored by close()
+    writer = mount_portal(member=False)
+    assert run("cp", "-r", str(src), str(writer.path / "two")).returncode == 0
+    m = mount_portal()
+
+    def lister(folder: str) -> list[list[str]]:
+        return [sorted(os.listdir(m.path / "two" / folder)) for _ in range(20)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lister, ["a", "b", "a", "b"]))
+    for folder, listings in zip(["a", "b", "a", "b"], results, strict=True):
+        for listing in listings:
+            assert listing == expected[folder], (folder, len(listing), listing[:3])
