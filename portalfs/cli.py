@@ -6,6 +6,7 @@ file-system logic lives here.
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import logging
@@ -289,12 +290,17 @@ def _add_transfer_flags(p: argparse.ArgumentParser, jobs: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # No abbreviated flags: "--token SECRET" would be taken as --token-file and the secret
+    # printed back in "cannot read ..." (found by a newcomer trial).
+    strict = functools.partial(argparse.ArgumentParser, allow_abbrev=False)
+    parser = strict(
         prog="portalfs", description="Upload portals as a directory, a command line and a server."
     )
     parser.add_argument("--version", action="version", version=f"portalfs {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=strict
+    )
 
     p = sub.add_parser("login", help="log in as an organization member; prints or saves a JWT")
     _add_credential_flags(p)
@@ -412,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("admin", help="create portals and users on a self-hosted server")
-    admin = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    admin = p.add_subparsers(
+        dest="admin_command", required=True, metavar="ACTION", parser_class=strict
+    )
     a = admin.add_parser("create-portal", help="create a portal; prints id, token and link")
     a.add_argument("--data", required=True)
     a.add_argument("--name", required=True)

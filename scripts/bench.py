@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from latency import LatencyProxy  # scripts/latency.py, beside this file
 
 MiB = 1024 * 1024
+WAN_RTT_S = 0.02  # "over a WAN": a server 20 ms away, nearer than most are
+WAN_FILES = 100
 PY = sys.executable
 
 
@@ -124,13 +127,27 @@ class Portal:
 
 
 @contextmanager
-def portal_server(workdir: Path, storage: str | None, env: dict[str, str]) -> Iterator[Portal]:
+def portal_server(
+    workdir: Path, storage: str | None, env: dict[str, str], rtt_s: float = 0.0
+) -> Iterator[Portal]:
+    """Our server on a loopback port; with `rtt_s`, reached (API and signed links alike)
+    through a proxy that adds that round-trip time, as a server across a WAN would be."""
     port = free_port()
     data = workdir / f"server-{port}"
     log_path = workdir / f"server-{port}.log"
     cmd = [PY, "-m", "portalfs", "-v", "serve", "--data", str(data), "--port", str(port)]
     if storage:
         cmd += ["--storage", storage]
+    with contextlib.ExitStack() as stack:
+        if rtt_s:
+            proxy_port = stack.enter_context(LatencyProxy(port, rtt_s))
+            cmd += ["--public-url", f"http://127.0.0.1:{proxy_port}"]
+        yield from _run_portal_server(cmd, data, log_path, env)
+
+
+def _run_portal_server(
+    cmd: list[str], data: Path, log_path: Path, env: dict[str, str]
+) -> Iterator[Portal]:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
@@ -522,13 +539,15 @@ class Bench:
             )
 
     # -- 5: many small files
-    def small_files(self, portal: Portal, tree: Path, count: int) -> None:
+    def small_files(self, portal: Portal, tree: Path, count: int, wan: bool = False) -> None:
         files = sorted(p for p in tree.rglob("*") if p.is_file())
         tag = time.time_ns()
+        key = "-wan" if wan else ""
+        target = f"5 small files{f' ({WAN_RTT_S * 1000:.0f} ms RTT)' if wan else ''}"
         t = timed(lambda: [seed_upload(portal, f"seed-{tag}/{p.name}", p) for p in files])
         self.add(
-            "small-seed",
-            "5 small files",
+            f"small-seed{key}",
+            target,
             f"seed client, sequential ({count} x 16 KiB)",
             count / t,
             "files/s",
@@ -540,12 +559,12 @@ class Bench:
                 )
             )
         self.add(
-            "small-cp",
-            "5 small files",
+            f"small-cp{key}",
+            target,
             "portalfs cp -r",
             count / t,
             "files/s",
-            ratio_to="small-seed",
+            ratio_to=f"small-seed{key}",
         )
         env = {**os.environ, **portal.env(False), "HOME": str(self.workdir)}
         t = timed(
@@ -558,12 +577,12 @@ class Bench:
             )
         )
         self.add(
-            "small-upload",
-            "5 small files",
+            f"small-upload{key}",
+            target,
             "portalfs upload (concurrent)",
             count / t,
             "files/s",
-            ratio_to="small-seed",
+            ratio_to=f"small-seed{key}",
         )
 
     # -- 6: listings
@@ -803,6 +822,11 @@ def main() -> int:
                     lists,
                     "requests",
                 )
+        wan_tree = workdir / "small-wan"
+        make_small_tree(wan_tree, WAN_FILES, 16 * 1024)
+        with portal_server(workdir, None, {}, rtt_s=WAN_RTT_S) as portal:
+            for _ in range(runs):
+                bench.small_files(portal, wan_tree, WAN_FILES, wan=True)
         if not args.skip_s3:
             if args.peers:
                 install_peers()

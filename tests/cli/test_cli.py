@@ -178,3 +178,11 @@ def test_ls_of_a_file_shows_it_and_of_nothing_is_not_found(portal, tmp_path, hom
 def test_password_stdin_needs_a_username(portal, home):
     result = cli("login", "--password-stdin", env={**portal.env(), **home}, stdin="pw\n")
     assert result.returncode == 2 and "--username" in result.stderr
+
+
+def test_a_secret_given_to_an_abbreviated_flag_is_not_printed_back(home):
+    # "--token" once matched --token-file, and "cannot read <the token>" followed.
+    for command in ("ls", "upload", "mount"):
+        done = cli(command, "--token", "CANARY-SECRET-1", env=home)
+        assert done.returncode != 0
+        assert "CANARY-SECRET-1" not in done.stdout + done.stderr
