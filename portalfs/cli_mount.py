@@ -4,6 +4,7 @@ parts from flags; prints only the one-line results a shell user needs."""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import logging
 import os
@@ -19,10 +20,29 @@ from .write.upload import Uploader
 
 
 def default_cache_dir(creds: Credentials) -> Path:
-    # Per API and portal, named by a hash: no token or URL ends up in a file name.
+    # Per API, portal and kind of access (a member's mount and a token-only one of the same
+    # portal can run side by side), named by a hash: no token or URL in a file name.
     key = hashlib.sha256(f"{creds.api_url}|{creds.portal_id}".encode()).hexdigest()[:16]
+    kind = "member" if creds.can_read else "token"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}"
+    return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}-{kind}"
+
+
+def hold_cache_dir(cache_dir: Path) -> int:
+    """Lock CACHE/lock for this process and the daemon it forks: one mount (or recover)
+    per cache folder, whose spool and journal of unsent files are not made to be shared.
+    Returns the descriptor; the lock lasts as long as it stays open."""
+    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(cache_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(
+            f"another portalfs mount or recover is using {cache_dir}; "
+            "give this one its own --cache-dir"
+        ) from None
+    return fd
 
 
 def _scrub_link_from_argv(args: argparse.Namespace) -> None:
@@ -86,6 +106,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     PortalClient(creds, Transport(HttpConfig())).info()  # a wrong token fails here, unmounted
     config = _mount_config(args, creds)
+    hold_cache_dir(Path(config.cache_dir))
     options = _fuse_options(args, config)
 
     def start(ready: Callable[[], None] | None) -> None:
@@ -123,6 +144,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     creds = credentials_from(args)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(creds)
+    hold_cache_dir(cache_dir)
     portal, storage = clients(creds)
     resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
     sent, unsent = resender.send_all()

@@ -436,3 +436,19 @@ def test_concurrent_listings_of_different_folders_stay_apart(mount_portal, tmp_p
     for folder, listings in zip(["a", "b", "a", "b"], results, strict=True):
         for listing in listings:
             assert listing == expected[folder], (folder, len(listing), listing[:3])
+
+
+def test_one_mount_per_cache_folder(mount_portal, portal, tmp_path):
+    # Spool and journal are not made to be shared: a second mount on them is refused.
+    first = mount_portal(member=False)
+    target = tmp_path / "second"
+    target.mkdir()
+    env = {**os.environ, **portal.env(), "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "portalfs", "mount", str(target), "-f"]
+    result = run(*command, "--cache-dir", str(first.cache_dir), env=env)
+    assert result.returncode == 2 and "--cache-dir" in result.stderr
+    assert not os.path.ismount(target)
+    recover = run(
+        sys.executable, "-m", "portalfs", "recover", "--cache-dir", str(first.cache_dir), env=env
+    )
+    assert recover.returncode == 2 and "another portalfs mount" in recover.stderr
