@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -21,6 +22,8 @@ from portalfs.server import names
 from portalfs.server.state import Portal
 from portalfs.server.storage.s3 import parse_s3_url
 from tests.conftest import HTTP_TIMEOUT_S, PortalServer, md5_hex
+
+log = logging.getLogger(__name__)
 
 # Route names (as in api.py, blobs.py, page.py) by method and path template.
 ROUTES = {
@@ -279,6 +282,7 @@ def check_storage(target: Target, s3_client: Any = None) -> list[str]:
         names.file_path(key.removeprefix(portal.prefix))
     if s3_client is None:
         check_data_folder(target.server.data_dir)
+    log.info("storage walk: %d objects, 0 outside their portal", len(keys))
     return keys
 
 

@@ -103,6 +103,15 @@ def _joined(segments: st.SearchStrategy[list[str]]) -> st.SearchStrategy[str]:
     return st.builds(lambda lead, parts, end: lead + "/".join(parts) + end, ends, segments, ends)
 
 
+def utf8(text: str) -> bool:
+    """False for text with a lone surrogate, which no URL can carry (JSON can)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def header_text() -> st.SearchStrategy[str]:
     """Values an HTTP client can put in a header: visible Latin-1, no space or control."""
     chars = st.characters(codec="latin-1", categories=["L", "M", "N", "P", "S"])
