@@ -36,7 +36,8 @@ def _scrub_link_from_argv(args: argparse.Namespace) -> None:
 
 def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
     return MountConfig(
-        cache_dir=args.cache_dir or str(default_cache_dir(creds)),
+        # Absolute: libfuse moves the daemon to "/", so a relative path would miss.
+        cache_dir=str(Path(args.cache_dir or default_cache_dir(creds)).resolve()),
         metadata_ttl_s=args.metadata_ttl,
         cache_bytes=args.cache_size,
         read_only=args.read_only,

@@ -6,6 +6,7 @@ Prints nothing (the CLI does); holds no state between calls.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -166,7 +167,8 @@ class BatchDownloader:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    self.storage.download_to(url, out)
+                    renew = functools.partial(self.portal.download_link, portal_path)
+                    self.storage.download_to(url, out, renew=renew)
                     size = out.tell()
                 os.chmod(tmp, self.file_mode)  # mkstemp made it 0600
                 os.replace(tmp, target)

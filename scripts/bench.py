@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -175,7 +176,7 @@ def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
     }
     proc = subprocess.Popen(
-        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        [_moto_server(), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "TMPDIR": str(tmp)},
@@ -189,6 +190,11 @@ def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
         proc.wait(10)
 
 
+def _moto_server() -> str:
+    """The venv's own moto_server (scripts/bench does not put the venv on PATH)."""
+    return shutil.which("moto_server", path=str(Path(PY).parent)) or "moto_server"
+
+
 def _tcp_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -198,13 +204,44 @@ def _tcp_open(port: int) -> bool:
 
 
 PORTAL_KEY_PREFIX = "portal/portal-1"  # where the S3-backed portal keeps its objects
+RCLONE_LOG = "rclone.log"  # in the work directory
 
 
-def _stored_size(aws: dict[str, str], name: str) -> int | None:
-    """Size of an object in the benchmark bucket (moto answers unsigned HEADs)."""
-    url = f"{aws['AWS_ENDPOINT_URL']}/bench/{PORTAL_KEY_PREFIX}/{name}"
-    resp = requests.head(url, timeout=10)
-    return int(resp.headers.get("Content-Length", -1)) if resp.status_code == 200 else None
+def _s3_client(aws: dict[str, str]) -> Any:
+    import boto3  # with the server extra, which the S3-backed portal needs anyway
+
+    return boto3.client(
+        "s3",
+        endpoint_url=aws["AWS_ENDPOINT_URL"],
+        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+        region_name=aws["AWS_DEFAULT_REGION"],
+    )
+
+
+def _stored_size(s3: Any, name: str) -> int | None:
+    """Size of an object in the benchmark bucket, or None while it is not there. The HEAD is
+    signed: moto 5 answers an unsigned HEAD of any object 403, so it never saw one arrive."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.head_object(Bucket="bench", Key=f"{PORTAL_KEY_PREFIX}/{name}")["ContentLength"]
+    except ClientError:
+        return None
+
+
+def _rclone_uploaded(log: Path, start: int, name: str) -> bool:
+    """Whether rclone's log, from offset start, says it uploaded name; its errors raise."""
+    if not log.exists():
+        return False
+    with open(log, errors="replace") as f:
+        f.seek(start)
+        for line in f:
+            if f" {name}: Copied " in line:
+                return True
+            if "ERROR" in line and f" {name}" in line:
+                raise RuntimeError(f"rclone: {line.strip()}")
+    return False
 
 
 def install_peers() -> None:
@@ -240,6 +277,7 @@ def peer_mount(kind: str, aws: dict[str, str], workdir: Path) -> Iterator[Path]:
         cmd = ["rclone", "mount", f"moto:bench/{PORTAL_KEY_PREFIX}", str(point)]
         cmd += ["--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--s3-no-head"]
         cmd += ["--s3-upload-cutoff", "5G", "--cache-dir", str(workdir / "rclone-cache")]
+        cmd += ["-v", "--log-file", str(workdir / RCLONE_LOG)]  # says when an upload is done
     else:
         passwd = workdir / "s3fs-passwd"
         passwd.write_text(f"{aws['AWS_ACCESS_KEY_ID']}:{aws['AWS_SECRET_ACCESS_KEY']}\n")
@@ -589,17 +627,26 @@ class Bench:
 
         def write() -> None:
             name = f"w-{time.time_ns()}.bin"
+            s3 = _s3_client(aws)
+            log = self.workdir / RCLONE_LOG
+            start = log.stat().st_size if log.exists() else 0
 
             def copy_until_stored() -> None:
                 subprocess.run(["cp", str(big), str(point / name)], check=True)
-                # rclone's close() returns before its upload: wait for the object itself.
-                wait_for(lambda: _stored_size(aws, name) == size, 120, f"{kind}'s upload")
+                if kind == "rclone":
+                    # rclone's close() returns before its upload: wait until it logs the upload
+                    # done (its MD5 check against the PUT's ETag passed). Not by polling moto
+                    # with HEADs: moto computes a new object's ETag lazily, unlocked, from a
+                    # shared buffer, so a HEAD during the PUT corrupts the ETag the PUT answers
+                    # (objects > 16 MiB); rclone then deletes the object as corrupted.
+                    wait_for(lambda: _rclone_uploaded(log, start, name), 120, "rclone's upload")
+                wait_for(lambda: _stored_size(s3, name) == size, 120, f"{kind}'s upload")
 
             t = timed(copy_until_stored)
             self.add(
                 f"write-{kind}",
                 "4 write (s3)",
-                f"{kind} cp until close",
+                f"{kind} cp until stored",
                 size / t / 1e6,
                 "MB/s",
                 ratio_to="write-mount-s3",

@@ -15,6 +15,7 @@ from portalfs.client.transport import Transport
 from portalfs.config import HttpConfig
 from portalfs.server.config import ServerConfig
 from portalfs.server.runner import ServerHandle, run_in_thread
+from tests.faultproxy import FaultProxy
 
 # Fast failure in tests: a dead server should not cost 30 s of retries.
 TEST_HTTP = HttpConfig(connect_timeout_s=2, read_timeout_s=10, max_attempts=3, backoff_max_s=0.2)
@@ -69,7 +70,18 @@ def clients(creds: Credentials) -> tuple[PortalClient, StorageClient]:
 
 
 def start_portal(data_dir, **config) -> Portal:
-    server = run_in_thread(ServerConfig(data_dir=data_dir, port=0, **config))
+    return logged_in(run_in_thread(ServerConfig(data_dir=data_dir, port=0, **config)))
+
+
+def start_proxied_portal(data_dir, proxy: FaultProxy, **config) -> Portal:
+    """A portal server behind `proxy`: its API URL and every signed link point at the proxy."""
+    server = run_in_thread(ServerConfig(data_dir=data_dir, port=0, public_url=proxy.url, **config))
+    proxy.start(server.port)
+    return logged_in(server)
+
+
+def logged_in(server: ServerHandle) -> Portal:
+    """The Portal of a running server, with the bootstrap user logged in."""
     boot = server.bootstrap
     portal, _ = clients(Credentials(server.api_url))
     jwt = portal.login(boot["username"], boot["password"])
@@ -91,4 +103,12 @@ def portal(tmp_path) -> Iterator[Portal]:
     p.server.stop()
 
 
-__all__ = ["TEST_HTTP", "Portal", "clients", "errors", "portal", "start_portal"]
+__all__ = [
+    "TEST_HTTP",
+    "Portal",
+    "clients",
+    "errors",
+    "portal",
+    "start_portal",
+    "start_proxied_portal",
+]

@@ -5,7 +5,9 @@ Sends no credentials of ours: the URL carries its own. Never logs or raises the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ import requests
 from . import errors
 from .models import md5_from_etag
 from .transport import Transport
+
+log = logging.getLogger(__name__)
 
 
 class FileBody:
@@ -71,81 +75,183 @@ class StorageClient:
 
         With `etag`, a changed object raises ConflictError instead of returning new bytes.
         """
-        resp, skip = self._open_range(url, start, length, etag)
-        if resp is None:
-            return RangeRead(b"", etag)
-        chunks = self.transport.iter_body(resp, "read", self.chunk_bytes)
-        data = b"".join(_regroup(chunks, skip, length, max(length, 1)))
-        return RangeRead(data, resp.headers.get("ETag"))
+        body = _RangeBody(self, url, start, start + length, etag, None, "read")
+        data = b"".join(body)
+        return RangeRead(data, body.etag)
 
     def stream_range(
-        self, url: str, start: int, length: int, etag: str | None, piece_bytes: int
+        self,
+        url: str,
+        start: int,
+        length: int,
+        etag: str | None,
+        piece_bytes: int,
+        renew: Callable[[], str] | None = None,
     ) -> Iterator[bytes]:
-        """[start, start+length) of the object from one GET, as pieces of `piece_bytes` (the
-        last may be shorter, and all end early at the end of the object)."""
-        resp, skip = self._open_range(url, start, length, etag)
-        if resp is not None:
-            chunks = self.transport.iter_body(resp, "read", self.chunk_bytes)
-            yield from _regroup(chunks, skip, length, piece_bytes)
+        """[start, start+length) of the object as pieces of `piece_bytes` (the last may be
+        shorter, and all end early at the end of the object).
 
-    def _open_range(
-        self, url: str, start: int, length: int, etag: str | None
-    ) -> tuple[requests.Response | None, int]:
-        """The streaming response for a range and the bytes to skip at its start; None past
-        the end. A changed ETag raises ConflictError before any byte is read."""
-        headers = {"Range": f"bytes={start}-{start + length - 1}"}
-        if etag:
-            headers["If-Match"] = etag
-        resp = self.transport.request(
-            "GET", url, what="read", headers=headers, stream=True, storage=True, ok=(200, 206, 416)
-        )
-        if resp.status_code == 416:  # at or past the end
-            resp.close()
-            return None, 0
-        got_etag = resp.headers.get("ETag")
-        if etag and got_etag and md5_from_etag(got_etag) != md5_from_etag(etag):
-            resp.close()
-            raise errors.ConflictError("read: the file changed on the server during the read")
-        # A store that ignores Range sends the whole object: skip to `start`.
-        return resp, start if resp.status_code == 200 else 0
+        A connection that breaks or ends early mid-body is resumed by Range where it broke,
+        on the same ETag; a link the store refuses is replaced by `renew()`, if given.
+        """
+        body = _RangeBody(self, url, start, start + length, etag, renew, "read")
+        with contextlib.closing(iter(body)) as chunks:
+            yield from _regroup(chunks, piece_bytes)
 
     def download_to(
-        self, url: str, out: BinaryIO, progress: Callable[[int], None] | None = None
+        self,
+        url: str,
+        out: BinaryIO,
+        progress: Callable[[int], None] | None = None,
+        renew: Callable[[], str] | None = None,
     ) -> str:
-        """Stream the whole object into `out`; check size and MD5 against the store's headers.
-
-        Returns the MD5 hex of the bytes written.
-        """
-        resp = self.transport.request("GET", url, what="download", stream=True, storage=True)
-        expected_size = resp.headers.get("Content-Length")
-        expected_md5 = md5_from_etag(resp.headers.get("ETag"))
+        """Stream the whole object into `out` (resuming as stream_range does); check size and
+        MD5 against the store's headers. Returns the MD5 hex of the bytes written."""
+        body = _RangeBody(self, url, 0, None, None, renew, "download")
         digest = hashlib.md5()
         written = 0
-        for chunk in self.transport.iter_body(resp, "download", self.chunk_bytes):
-            out.write(chunk)
-            digest.update(chunk)
-            written += len(chunk)
-            if progress:
-                progress(len(chunk))
-        if expected_size is not None and int(expected_size) != written:
-            raise errors.IntegrityError(f"download: got {written} of {expected_size} bytes")
+        with contextlib.closing(iter(body)) as chunks:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        if body.size is not None and body.size != written:
+            raise errors.IntegrityError(f"download: got {written} of {body.size} bytes")
         md5 = digest.hexdigest()
+        expected_md5 = md5_from_etag(body.etag)
         if expected_md5 and expected_md5 != md5:
             raise errors.IntegrityError("download: the bytes do not match the stored MD5")
         return md5
 
 
-def _regroup(chunks: Iterator[bytes], skip: int, length: int, piece_bytes: int) -> Iterator[bytes]:
-    """Re-cut a byte stream into pieces of `piece_bytes`, after dropping `skip` bytes and
-    stopping after `length` bytes. Chunks that already are whole pieces pass uncopied."""
+class _RangeBody:
+    """Bytes [start, end) of one version of an object (to its end if `end` is None), from as
+    many GETs as it takes: a body cut short is resumed by Range from the first byte missing,
+    with If-Match on the ETag of the first answer, so bytes of two versions never mix.
+
+    Gives up after `max_attempts` breaks in a row without a byte of progress. Iterated once,
+    by one thread.
+    """
+
+    def __init__(
+        self,
+        storage: StorageClient,
+        url: str,
+        start: int,
+        end: int | None,
+        etag: str | None,
+        renew: Callable[[], str] | None,
+        what: str,
+    ) -> None:
+        self.storage, self.url, self.pos, self.end = storage, url, start, end
+        self.etag, self.renew, self.what = etag, renew, what
+        self.size: int | None = None  # the object's size, once an answer told it
+
+    def __iter__(self) -> Iterator[bytes]:
+        transport = self.storage.transport
+        stalls, renewed = 0, False
+        while self.end is None or self.pos < self.end:
+            try:
+                resp = self._open()
+            except errors.LinkExpiredError:
+                if self.renew is None or renewed:
+                    raise
+                log.info("%s: the store refused the link; asking for a new one", self.what)
+                self.url, renewed = self.renew(), True
+                continue
+            if resp is None:
+                return
+            before = self.pos
+            try:
+                yield from self._drain(resp)
+                return
+            except errors.UnavailableError as exc:
+                if self.pos > before:
+                    stalls, renewed = 0, False
+                stalls += 1
+                if stalls >= transport.config.max_attempts:
+                    raise
+                transport.backoff(stalls, None, self.what, f"resuming at byte {self.pos}: {exc}")
+
+    def _open(self) -> requests.Response | None:
+        """The answer for [pos, end); None past the end of the object. A changed ETag
+        raises ConflictError before any byte is read."""
+        headers = {}
+        if self.pos or self.end is not None:
+            last = "" if self.end is None else str(self.end - 1)
+            headers["Range"] = f"bytes={self.pos}-{last}"
+        if self.etag:
+            headers["If-Match"] = self.etag
+        resp = self.storage.transport.request(
+            "GET",
+            self.url,
+            what=self.what,
+            headers=headers,
+            stream=True,
+            storage=True,
+            ok=(200, 206, 416),
+        )
+        if resp.status_code == 416:  # at or past the end
+            resp.close()
+            return None
+        got_etag = resp.headers.get("ETag")
+        if self.etag and got_etag and md5_from_etag(got_etag) != md5_from_etag(self.etag):
+            resp.close()
+            raise errors.ConflictError(f"{self.what}: the file changed on the server")
+        self.etag = self.etag or got_etag
+        return resp
+
+    def _drain(self, resp: requests.Response) -> Iterator[bytes]:
+        """The answer's bytes from `pos` on; UnavailableError if it ends before its headers
+        said it would (a clean close is a truncation too)."""
+        try:
+            at, announced_end, self.size = _span(resp, self.what)
+            if at > self.pos:
+                raise errors.ProtocolError(f"{self.what}: the store's range starts too late")
+        except errors.ProtocolError:
+            resp.close()
+            raise
+        chunks = self.storage.transport.iter_body(resp, self.what, self.storage.chunk_bytes)
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                if at < self.pos:  # a store that ignores Range sends from byte 0: skip
+                    dropped = min(self.pos - at, len(chunk))
+                    chunk, at = chunk[dropped:], at + dropped
+                if self.end is not None:
+                    chunk = chunk[: self.end - self.pos]
+                if chunk:
+                    at += len(chunk)
+                    self.pos += len(chunk)
+                    yield chunk
+                if self.pos == self.end:
+                    return
+        if announced_end is not None and self.pos < announced_end:
+            raise errors.UnavailableError(
+                f"{self.what}: the answer ended at byte {self.pos} of {announced_end}"
+            )
+
+
+def _span(resp: requests.Response, what: str) -> tuple[int, int | None, int | None]:
+    """(first byte, end of the bytes announced, object size) of a 200 or 206 answer."""
+    length = resp.headers.get("Content-Length")
+    if resp.status_code == 206:
+        unit, _, spec = resp.headers.get("Content-Range", "").partition(" ")
+        span, _, total = spec.partition("/")
+        first, _, last = span.partition("-")
+        if unit == "bytes" and first.isdigit() and last.isdigit():
+            return int(first), int(last) + 1, int(total) if total.isdigit() else None
+        raise errors.ProtocolError(f"{what}: a 206 answer without a usable Content-Range")
+    size = int(length) if length and length.isdigit() else None
+    return 0, size, size
+
+
+def _regroup(chunks: Iterator[bytes], piece_bytes: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into pieces of `piece_bytes`. Chunks that already are whole
+    pieces pass uncopied."""
     buffer = bytearray()
     for chunk in chunks:
-        if skip:
-            dropped = min(skip, len(chunk))
-            chunk, skip = chunk[dropped:], skip - dropped
-        if len(chunk) > length:
-            chunk = chunk[:length]
-        length -= len(chunk)
         if not buffer and len(chunk) == piece_bytes:
             yield chunk
         else:
@@ -153,7 +259,5 @@ def _regroup(chunks: Iterator[bytes], skip: int, length: int, piece_bytes: int) 
             while len(buffer) >= piece_bytes:
                 yield bytes(memoryview(buffer)[:piece_bytes])
                 del buffer[:piece_bytes]
-        if length == 0:
-            break
     if buffer:
         yield bytes(buffer)

@@ -1,5 +1,5 @@
-"""HTTP for the client: per-thread sessions, timeouts, retries with capped backoff, and the
-one place that turns HTTP failures into PortalError subclasses.
+"""HTTP for the client: pooled connections, timeouts, retries with capped backoff, and
+the one place that turns HTTP failures into PortalError subclasses.
 
 Knows nothing of endpoints. Never logs or raises a header, a body or a URL's query string.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
+import queue
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -53,6 +53,10 @@ def translated_errors(what: str, url: str | None = None) -> Iterator[None]:
         raise errors.UnavailableError(
             f"{what}: could not connect{where} or lost the connection"
         ) from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        # What requests raises when the connection resets or closes in the middle of a
+        # body, whatever its framing: a broken connection, not a malformed answer.
+        raise errors.UnavailableError(f"{what}: the connection broke mid-answer{where}") from exc
     except requests.RequestException as exc:
         raise errors.ProtocolError(f"{what}: {type(exc).__name__}") from exc
 
@@ -116,7 +120,12 @@ def retry_after_s(resp: requests.Response) -> float | None:
 
 
 class Transport:
-    """Sends requests with timeouts and retries. Thread-safe: one requests.Session per thread."""
+    """Sends requests with timeouts and retries. Thread-safe: each request borrows a
+    requests.Session from a pool, and all of them share one connection pool.
+
+    Not thread-local sessions: FUSE calls us on libfuse's own threads, where Python forgets
+    thread-local data after every callback, so each request would open a new connection.
+    """
 
     def __init__(
         self,
@@ -128,17 +137,23 @@ class Transport:
         self.config = config
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._local = threading.local()
+        # urllib3's pools are thread-safe; a Session is not, so each is used by one request
+        # at a time. A streamed response keeps its connection, not its Session.
+        self._adapter = HTTPAdapter(pool_connections=4, pool_maxsize=config.pool_size)
+        self._idle_sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        try:
+            session = self._idle_sessions.get_nowait()
+        except queue.Empty:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.config.pool_size)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
-        return session
+            session.mount("http://", self._adapter)
+            session.mount("https://", self._adapter)
+        try:
+            yield session
+        finally:
+            self._idle_sessions.put(session)
 
     def request(
         self,
@@ -170,7 +185,7 @@ class Transport:
             except errors.UnavailableError as exc:
                 if last or not (idempotent or _never_sent(exc)):
                     raise
-                self._backoff(attempt, None, what, str(exc))
+                self.backoff(attempt, None, what, str(exc))
                 continue
             if resp.status_code in ok:
                 return resp
@@ -178,13 +193,13 @@ class Transport:
             resp.close()
             if last or not idempotent or resp.status_code not in _RETRYABLE_STATUS:
                 raise error
-            self._backoff(attempt, retry_after_s(resp), what, str(error))
+            self.backoff(attempt, retry_after_s(resp), what, str(error))
 
     def _send_once(self, method, url, what, headers, json, body, stream) -> requests.Response:
         started = time.monotonic()
         timeout = (self.config.connect_timeout_s, self.config.read_timeout_s)
-        with translated_errors(what, url):
-            resp = self._session().request(
+        with translated_errors(what, url), self._session() as session:
+            resp = session.request(
                 method,
                 url,
                 headers=headers,
@@ -203,7 +218,8 @@ class Transport:
         )
         return resp
 
-    def _backoff(self, attempt: int, server_delay: float | None, what: str, reason: str) -> None:
+    def backoff(self, attempt: int, server_delay: float | None, what: str, reason: str) -> None:
+        """Sleep before try `attempt + 1`: the server's delay (capped), else jittered backoff."""
         if server_delay is not None:
             delay = min(server_delay, self.config.max_retry_after_s)
         else:

@@ -356,17 +356,19 @@ class PortalFS:
         portal_path = paths.to_portal(open_file.path)
         md5, size = spool.md5(), spool.size
         started = time.monotonic()
-        entry = self.journal.record(spool.path, portal_path, size, md5)
-        try:
-            known = self.metadata.lookup(open_file.path)
-            etag = known.etag if known else None
-            outcome = self.uploader.upload(UploadRequest(spool.path, portal_path, size, md5, etag))
-        except (errors.PortalError, OSError):
-            self.journal.keep(entry)
-            # The journal owns these bytes now; release must not keep a second copy.
-            open_file.dirty = open_file.pending = False
-            raise
-        self._forget_journal(portal_path)
+        with self.journal.sending(portal_path):
+            entry = self.journal.record(spool.path, portal_path, size, md5)
+            try:
+                known = self.metadata.lookup(open_file.path)
+                etag = known.etag if known else None
+                request = UploadRequest(spool.path, portal_path, size, md5, etag)
+                outcome = self.uploader.upload(request)
+            except (errors.PortalError, OSError):
+                self.journal.keep(entry)
+                # The journal owns these bytes now; release must not keep a second copy.
+                open_file.dirty = open_file.pending = False
+                raise
+            self._forget_journal(portal_path)
         log.info(
             "%s %s (%d bytes) in %.2fs",
             outcome.value,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from ..cache.blocks import BlockCache, BlockKey
@@ -26,7 +26,13 @@ class RangeSource(Protocol):
     """What the reader needs of the storage client."""
 
     def stream_range(
-        self, url: str, start: int, length: int, etag: str | None, piece_bytes: int
+        self,
+        url: str,
+        start: int,
+        length: int,
+        etag: str | None,
+        piece_bytes: int,
+        renew: Callable[[], str] | None = None,
     ) -> Iterator[bytes]: ...
 
 
@@ -105,6 +111,10 @@ class RemoteReader:
         index, last = offset // bs, (size + bs - 1) // bs
         if index >= last or self.ahead_blocks <= 0:
             return
+        if self.blocks.get(BlockKey(portal_path, etag, index)) is not None:
+            # Already here (typically: a stream that finished before the reader caught up).
+            # The next read that misses the cache starts a stream from there.
+            return
         with self._lock:
             current = self._streams.get(reader)
             if current and current.etag == etag and current.covers(index):
@@ -152,15 +162,13 @@ class RemoteReader:
     def _pieces(
         self, portal_path: str, etag: str, start: int, length: int, piece: int
     ) -> Iterator[bytes]:
-        # A cached link the store refuses has expired: ask for a new one, once.
-        try:
-            url = self.links.get(portal_path)
-            yield from self.source.stream_range(url, start, length, etag, piece)
-        except errors.LinkExpiredError:
-            log.info("download link for %s was refused; asking for a new one", portal_path)
+        def renew() -> str:
+            # The store refused the cached link (it expired): forget it and ask for a new one.
             self.links.drop(portal_path)
-            url = self.links.get(portal_path)
-            yield from self.source.stream_range(url, start, length, etag, piece)
+            return self.links.get(portal_path)
+
+        url = self.links.get(portal_path)
+        yield from self.source.stream_range(url, start, length, etag, piece, renew)
 
     def _run(self, stream: _Stream, size: int) -> None:
         bs = self.blocks.block_bytes

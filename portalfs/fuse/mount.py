@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import mfusepy
-
 from ..fs.filesystem import PortalFS
 from .operations import PortalOperations
+from .readdirplus import PlusFUSE
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ def run(
     operations = PortalOperations(fs, mounted)
     watcher = _SignalWatcher(mountpoint)
     try:
-        mfusepy.FUSE(operations, str(mountpoint), foreground=True, nothreads=False, **options)
+        PlusFUSE(operations, str(mountpoint), foreground=True, nothreads=False, **options)
     finally:
         watcher.close()
 

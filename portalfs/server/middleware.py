@@ -22,11 +22,17 @@ UNMATCHED = "unmatched"
 
 
 class Metrics:
-    """Request counts by (method, route name, status). Thread-safe: one lock."""
+    """Request counts by (method, route name, status), and connections accepted.
+    Thread-safe: one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, int]] = Counter()
+        self.connections = 0
+
+    def connection_opened(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def record(self, method: str, route: str, status: int) -> None:
         with self._lock:

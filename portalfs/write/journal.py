@@ -4,15 +4,19 @@ so a failed upload, a dead server or a killed mount loses nothing: the next moun
 `portalfs recover`) sends what is left.
 
 Each entry is a data file and a JSON record (portal path, size, MD5). File names are
-time-ordered random ids, never tokens or user paths. Does no network I/O itself.
+time-ordered random ids, never tokens or user paths. Uploads of one path go one at a time
+(`sending`), so a resent old version can never land after a newer one. Does no network
+I/O itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,11 +37,34 @@ class Unsent:
 
 
 class Journal:
-    """The unsent/ folder (0700, files 0600). Thread-safe: entries are separate files."""
+    """The unsent/ folder (0700, files 0600). Thread-safe: entries are separate files, and
+    per-path locks order the uploads of one path within this process."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._guard = threading.Lock()
+        self._sending: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    @contextlib.contextmanager
+    def sending(self, portal_path: str) -> Iterator[None]:
+        """Held around recording, uploading and forgetting a version of `portal_path`:
+        the mount's own uploads and the resender's take turns, in the order they come."""
+        with self._guard:
+            lock, users = self._sending.setdefault(portal_path, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if users[0] == 0:
+                    del self._sending[portal_path]
+
+    def holds(self, entry: Unsent) -> bool:
+        """Whether `entry` is still unsent (not forgotten as sent or superseded)."""
+        return entry.data_path.with_suffix(".json").exists()
 
     def record(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent:
         """Enter `source` (final bytes) before its upload: a hard link, so it costs no copy."""

@@ -50,14 +50,17 @@ class Resender:
 
     def _send(self, entry: Unsent) -> bool:
         request = UploadRequest(entry.data_path, entry.portal_path, entry.size, entry.md5)
-        try:
-            outcome = self.uploader.upload(request)
-        except (errors.PortalError, OSError) as exc:
-            log.info("%s is still unsent: %s", entry.portal_path, exc)
-            return False
-        log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
-        self.journal.forget(entry)
-        return True
+        with self.journal.sending(entry.portal_path):
+            if not self.journal.holds(entry):
+                return True  # a newer version was stored while we waited our turn
+            try:
+                outcome = self.uploader.upload(request)
+            except (errors.PortalError, OSError) as exc:
+                log.info("%s is still unsent: %s", entry.portal_path, exc)
+                return False
+            log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
+            self.journal.forget(entry)
+            return True
 
     def start(self, busy_paths: Callable[[], set[str]] | None = None) -> None:
         """Send now and then every interval, in the background, until stop()."""

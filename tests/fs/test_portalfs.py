@@ -6,8 +6,10 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import pytest
 
 from portalfs.client import errors
@@ -208,6 +210,29 @@ def test_a_file_replaced_during_a_read_is_estale_not_mixed(make_fs, portal, tmp_
     reader.release(fh)
 
 
+def test_reads_after_the_read_ahead_finished_send_no_second_get(make_fs, portal, wait_until):
+    from portalfs.cache.blocks import BlockKey
+
+    fs = make_fs(block_bytes=4096, readahead_blocks=8)
+    data = os.urandom(5 * 4096 + 1)
+    write_file(fs, "/s.bin", data)
+    gets = portal.server.app.state.metrics.count("GET", "storage_get")
+    fh = fs.open("/s.bin", os.O_RDONLY)
+    assert fs.read(fh, 0, 4096) == data[:4096]
+    etag = fs.metadata.lookup("/s.bin").etag
+    last = BlockKey("s.bin", etag, 5)
+    wait_until(lambda: fs.reader.blocks.get(last) is not None, what="the read-ahead")
+    for offset in range(4096, len(data), 4096):  # each read continues the last
+        assert fs.read(fh, offset, 4096) == data[offset : offset + 4096]
+
+    def streaming() -> bool:
+        return any(t.name == "stream" for t in threading.enumerate())
+
+    wait_until(lambda: not streaming(), what="read-ahead threads to end")  # then GETs are final
+    assert portal.server.app.state.metrics.count("GET", "storage_get") == gets + 1
+    fs.release(fh)
+
+
 def test_unsent_files_are_sent_once_the_server_is_back(make_fs, portal):
     from portalfs.server.config import ServerConfig
     from portalfs.server.runner import run_in_thread
@@ -239,6 +264,38 @@ def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
     write_file(fs, "/v.txt", b"new")
     assert list(fs.journal.entries()) == []  # the old version will never overwrite the new
     assert read_file(fs, "/v.txt") == b"new"
+
+
+class HeldRequest:
+    """A fault action that holds a request until the test releases it."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    async def __call__(self, app, scope, receive, send) -> None:
+        self.arrived.set()
+        while not self.release.is_set():
+            await anyio.sleep(0.005)
+        await app(scope, receive, send)
+
+
+def test_a_resent_old_version_never_lands_after_a_newer_one(make_fs, portal):
+    fs = make_fs()
+    portal.server.app.state.faults.fail_next("upload_link", 400)
+    with pytest.raises(errors.RejectedError):
+        write_file(fs, "/race.txt", b"old")
+    held = HeldRequest()
+    portal.server.app.state.faults.add("storage_put", held)
+    with ThreadPoolExecutor(2) as pool:
+        resend = pool.submit(fs.resender.send_all)  # its PUT of "old" is held
+        assert held.arrived.wait(10)
+        newer = pool.submit(write_file, fs, "/race.txt", b"new")
+        held.release.set()
+        assert resend.result(10) == (1, 0)
+        newer.result(10)
+    assert read_file(make_fs(), "/race.txt") == b"new"
+    assert list(fs.journal.entries()) == []
 
 
 def test_a_failed_write_is_never_uploaded(make_fs, portal, monkeypatch):

@@ -54,7 +54,9 @@ def mount_portal(portal, tmp_path) -> Iterator[Callable[..., Mount]]:  # noqa: F
     """mount_portal(member=True, *flags) mounts the test portal and returns the Mount."""
     mounts: list[Mount] = []
 
-    def make(*flags: str, member: bool = True, env: dict | None = None) -> Mount:
+    def make(
+        *flags: str, member: bool = True, env: dict | None = None, relative: bool = False
+    ) -> Mount:
         n = len(mounts)
         path, cache = tmp_path / f"mnt{n}", tmp_path / f"cache{n}"
         path.mkdir()
@@ -67,14 +69,17 @@ def mount_portal(portal, tmp_path) -> Iterator[Callable[..., Mount]]:  # noqa: F
             "-m",
             "portalfs",
             "mount",
-            str(path),
+            # relative=True: paths as a user in tmp_path would type them.
+            path.name if relative else str(path),
             "-f",
             "--cache-dir",
-            str(cache),
+            cache.name if relative else str(cache),
             *flags,
         ]
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
+            )
         mount = Mount(path, process, cache, log_path)
         mounts.append(mount)
         wait_for(

@@ -370,3 +370,46 @@ def test_mount_and_unmount_say_what_is_wrong(portal, tmp_path):
     (tmp_path / "plain").mkdir()
     result = run(sys.executable, "-m", "portalfs", "unmount", str(tmp_path / "plain"), env=env)
     assert result.returncode == 2 and "not mounted" in result.stderr
+
+
+def test_relative_mountpoint_and_cache_dir_work(mount_portal, portal):
+    # The daemon runs from another directory than the shell that started it.
+    mount = mount_portal("--metadata-ttl", "0", member=False, relative=True)
+    puts = portal.puts()
+    (mount.path / "made").mkdir()
+    (mount.path / "made" / "f.txt").write_bytes(b"relative")
+    assert portal.puts() == puts + 1
+    # release() follows close() asynchronously; then the spool file goes.
+    wait_for(lambda: not any((mount.cache_dir / "spool").iterdir()), 10, "the spool to empty")
+
+
+def test_many_small_files_reuse_connections(mount_portal, portal, tmp_path):
+    # Each request on a new TCP connection costs both ends a connection set-up: once
+    # 2 connections a file, because libfuse's threads lost per-thread sessions.
+    src = tmp_path / "small"
+    src.mkdir()
+    for i in range(100):
+        (src / f"f{i}").write_bytes(os.urandom(100))
+    m = mount_portal(member=False)
+    metrics = portal.server.app.state.metrics
+    before = metrics.connections
+    assert run("cp", "-r", str(src), str(m.path / "small")).returncode == 0
+    assert metrics.connections - before <= 4
+
+
+def test_ls_lr_gets_attributes_with_the_listing(mount_portal, tmp_path):
+    # READDIRPLUS answered with attributes: the kernel needs no LOOKUP per listed file.
+    src = tmp_path / "tree"
+    for d in range(3):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(40):
+            (src / f"d{d}" / f"f{i}").write_bytes(b"x" * i)
+    writer = mount_portal(member=False)
+    assert run("cp", "-r", str(src), str(writer.path / "tree")).returncode == 0
+    m = mount_portal("-o", "debug")
+    logged = len(m.log())
+    listing = run("ls", "-lR", str(m.path / "tree")).stdout
+    assert listing.count("\n-") == 120 and " 39 " in listing
+    requests = m.log()[logged:]
+    assert requests.count("opcode: READDIRPLUS") >= 4
+    assert requests.count("opcode: LOOKUP") <= 5  # "tree" and its 3 folders, not 120 files

@@ -52,14 +52,17 @@ class LocalStorage:
     def list_page(
         self, prefix: str, token: str | None, page_size: int, only_folders: bool
     ) -> tuple[list[Entry], str | None]:
-        names = self._folder_names(self.path_for(prefix))
+        folder = self.path_for(prefix)
+        names = self._folder_names(folder)
         start = 0
         if token is not None:
             start = bisect.bisect_right(names, unwrap_token(prefix, token))
         chosen = [n for n in names[start:] if not only_folders or n.endswith("/")]
         page = chosen[:page_size]
         next_token = wrap_token(prefix, page[-1]) if len(chosen) > page_size else None
-        entries = [self._entry(prefix + name) for name in page]
+        # Names straight from the checked folder's scandir: no per-entry path_for, whose
+        # realpath was over half the CPU of a listing.
+        entries = [self._entry_in(folder, prefix, name) for name in page]
         return [e for e in entries if e is not None], next_token
 
     def stat(self, key: str) -> ObjectStat | None:
@@ -132,11 +135,17 @@ class LocalStorage:
 
     # ------------------------------------------------------------- helpers
 
-    def _entry(self, key: str) -> Entry | None:
-        if key.endswith("/"):
-            return Entry(key, None)
-        st = self.stat(key)
-        return Entry(key, st) if st else None  # None: deleted since the folder was read
+    def _entry_in(self, folder: Path, prefix: str, name: str) -> Entry | None:
+        if name.endswith("/"):
+            return Entry(prefix + name, None)
+        path = folder / name
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # deleted since the folder was read
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return Entry(prefix + name, self._object_stat(path, st))
 
     def _object_stat(self, path: Path, st: os.stat_result) -> ObjectStat:
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
