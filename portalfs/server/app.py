@@ -28,7 +28,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     signer = Signer(state.key_for("storage-url"), config.base_url, config.link_ttl_s)
     storage = open_storage(config, signer)
     issuer = JwtIssuer(state.key_for("jwt"), config.jwt_ttl_s)
-    app = FastAPI(title="portalfs server", docs_url=None, redoc_url=None, openapi_url=None)
+    # redirect_slashes=False: Starlette would answer "/v1/api/portals/1/" with a bodiless 307
+    # to a Location built from the Host header; a 404 in the envelope is what the API says.
+    app = FastAPI(
+        title="portalfs server",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     app.state.services = api.Services(config, state, storage, issuer, signer)
     app.state.metrics = Metrics()
     app.state.faults = FaultInjector()

@@ -54,6 +54,20 @@ def test_unknown_route_and_method_use_the_envelope(server):
     assert (wrong.status_code, wrong.json()["success"]) == (405, False)
 
 
+@pytest.mark.parametrize("route", ["", "/files"])
+def test_trailing_slash_is_404_in_the_envelope_not_a_redirect(server, route):
+    # Found by tests/server/test_fuzz.py: Starlette answered a bodiless 307 whose Location
+    # took its host from the request's Host header.
+    url = f"{server.api_url}/api/portals/{server.portal_id}{route}/"
+    headers = {"x-token": server.portal_token, "Host": "elsewhere.example"}
+    resp = requests.post(
+        url, json={"prefix": ""}, headers=headers, allow_redirects=False, timeout=10
+    )
+    assert resp.status_code == 404
+    assert resp.json()["success"] is False
+    assert "location" not in resp.headers
+
+
 def test_oversized_json_body_is_413(server):
     big = b'{"prefix": "' + b"a" * (1024**2 + 10) + b'"}'
     resp = post_raw(server, "files", big)

@@ -119,3 +119,15 @@ def test_even_a_validly_signed_escaping_key_is_refused(server):
     resp = requests.get(url, timeout=10)
     assert resp.status_code == 400
     assert "escapes" in resp.json()["error"]
+
+
+@pytest.mark.parametrize("key", ["portal-1/a\0b", "portal-1/" + "x" * 256])
+def test_even_a_validly_signed_key_the_file_system_cannot_hold_is_400(server, key):
+    # Found by tests/server/test_fuzz.py: names.py keeps such keys from being signed, but
+    # the storage answered one with a 500 (ValueError / ENAMETOOLONG) instead of refusing.
+    signer = server.app.state.services.signer
+    put = requests.put(signer.url("PUT", key, 1, md5_hex(b"x")), data=b"x", timeout=10)
+    get = requests.get(signer.url("GET", key), timeout=10)
+    assert (put.status_code, get.status_code) == (400, 400)
+    assert "file system can hold" in put.json()["error"]
+    assert list((server.data_dir / "tmp").iterdir()) == []

@@ -27,6 +27,8 @@ MD5_XATTR = "user.portalfs.md5"
 CHUNK_BYTES = 1024 * 1024
 # A concurrent delete may prune the folder between mkdir and rename: try again this often.
 _COMMIT_ATTEMPTS = 3
+# Linux's NAME_MAX: a longer name (or a NUL) makes every os call fail, not just this key's.
+_NAME_MAX_BYTES = 255
 
 
 class LocalStorage:
@@ -121,7 +123,10 @@ class LocalStorage:
 
     def path_for(self, key: str) -> Path:
         """The file of `key`; refuses anything that would land outside the objects root,
-        by ".." or through a symlinked folder someone put into the tree."""
+        by ".." or through a symlinked folder someone put into the tree, and any name the
+        file system cannot hold."""
+        if "\0" in key or any(len(s.encode()) > _NAME_MAX_BYTES for s in key.split("/")):
+            raise InvalidKey("storage key is not a name this file system can hold")
         path = Path(os.path.normpath(self.root / key))
         real_parent = Path(os.path.realpath(path.parent))
         if not _within(path, self.root) or not _within(real_parent, self.root):
