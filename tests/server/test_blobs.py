@@ -125,11 +125,11 @@ def test_expired_urls_are_403(server):
 
 
 def test_links_expire_after_the_configured_ttl(start_server, wait_until):
-    server = start_server(link_ttl_s=1)
+    server = start_server(link_ttl_s=2)  # whole seconds: valid for 1-2 s
     server.upload("data.bin", DATA)
     url = server.download_url("data.bin")
     assert requests.get(url, timeout=10).status_code == 200
-    wait_until(lambda: requests.get(url, timeout=10).status_code == 403, timeout_s=5)
+    wait_until(lambda: requests.get(url, timeout=10).status_code == 403, timeout_s=6)
 
 
 def test_missing_object_is_404(server):

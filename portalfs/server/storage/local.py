@@ -225,7 +225,10 @@ class Md5Cache:
 
 
 def _within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+    # Both are absolute and normalised, so a string prefix is exact (and pathlib's
+    # `root in path.parents` cost more than the rest of path_for).
+    p, r = os.fspath(path), os.fspath(root)
+    return p == r or p.startswith(r + os.sep)
 
 
 def _read_xattr(path: Path, st: os.stat_result) -> str | None:
