@@ -189,7 +189,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.config import ServerConfig
-    from .server.runner import serve
+    from .server.runner import DataDirInUse, serve
     from .server.storage.base import StorageError
 
     config = ServerConfig(
@@ -205,6 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve(config)
     except StorageError as exc:
         raise UsageError(f"storage: {exc}") from None
+    except DataDirInUse as exc:
+        raise UsageError(f"{exc}; give this one its own --data") from None
     return EXIT_OK
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import logging
+import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -91,11 +94,29 @@ def serve(config: ServerConfig) -> None:
     """Runs the server in the foreground until interrupted (Ctrl-C / SIGTERM)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _hold_data_dir(config.data_dir)
     sock, config = _bind(config)
     bootstrap.ensure(config)
     app = create_app(config)
     print(_startup_message(config), flush=True)
     uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
+
+
+class DataDirInUse(RuntimeError):
+    """Another `portalfs serve` runs on this data folder."""
+
+
+def _hold_data_dir(data_dir: Path) -> None:
+    # One server per data folder: a second one would rewrite bootstrap.json with its own
+    # address, and admin commands would then print links to the wrong server. The lock
+    # lasts until this process ends.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(data_dir / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUse(f"another portalfs server is using {data_dir}") from None
 
 
 def _bind(config: ServerConfig) -> tuple[socket.socket, ServerConfig]:

@@ -164,3 +164,19 @@ def test_serve_prints_where_to_look_but_no_secret(tmp_path):
     assert f"portalfs login --api-url {boot['api_url']}" in out
     assert "bootstrap.json (mode 0600)" in out
     assert boot["portal_token"] not in out and boot["password"] not in out
+
+
+def test_a_second_server_on_the_same_data_folder_is_refused(tmp_path):
+    # It would rewrite bootstrap.json with its own address under the running server.
+    command = [sys.executable, "-m", "portalfs", "serve", "--data", str(tmp_path), "--port", "0"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "portalfs server on" in first.stdout.readline()
+        boot = (tmp_path / "bootstrap.json").read_text()
+        second = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2
+        assert "another portalfs server is using" in second.stderr and "--data" in second.stderr
+        assert (tmp_path / "bootstrap.json").read_text() == boot
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
