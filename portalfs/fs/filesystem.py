@@ -417,7 +417,14 @@ class PortalFS:
         self.metadata.record(path, None)
 
     def rename(self, old: str, new: str) -> None:
-        self._refuse_unless_delete_allowed(old)
+        self._refuse_if_read_only(old)
+        if not (self.config.allow_delete and self.can_read):
+            # Most often rsync or an editor replacing a file through a temporary one.
+            raise fail(
+                errno.EPERM,
+                f"{old} -> {new}: renaming needs --allow-delete and a login; "
+                "copy with rsync --inplace instead",
+            )
         paths.check_new_name(new)
         entry = self._existing(old)
         if entry.is_dir:
