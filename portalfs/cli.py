@@ -337,7 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer_flags(p, TransferConfig().download_workers)
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("mount", help="mount the portal as a directory (FUSE)")
+    p = sub.add_parser(
+        "mount",
+        help="mount the portal as a directory (FUSE)",
+        usage="portalfs mount [options] [PORTAL_LINK] MOUNTPOINT",
+    )
     _add_credential_flags(p)
     p.add_argument("target", nargs="+", metavar="[PORTAL_LINK] MOUNTPOINT")
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")

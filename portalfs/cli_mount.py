@@ -98,6 +98,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
     _scrub_link_from_argv(args)
     if not args.target or len(args.target) > 2:
         raise UsageError("usage: portalfs mount [PORTAL_LINK] MOUNTPOINT")
+    if len(args.target) == 2:  # a link with its token has been moved out of argv by now
+        raise UsageError(
+            f"{args.target[0]!r} is not a portal link with its token (…/portals/ID?token=…); "
+            "usage: portalfs mount [PORTAL_LINK] MOUNTPOINT, one mount per command"
+        )
     mountpoint = Path(args.target[-1]).resolve()
     creds = credentials_from(args)
     try:
@@ -149,6 +154,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
     resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
     sent, unsent = resender.send_all()
     print(f"{sent} sent, {unsent} still unsent (in {cache_dir / 'unsent'})")
+    if unsent and resender.last_error is not None:
+        raise resender.last_error  # main() says why, with the exit code of its kind
     return EXIT_FAILED if unsent else EXIT_OK
 
 

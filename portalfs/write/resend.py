@@ -27,6 +27,8 @@ class Resender:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Why the last entry that could not be sent was not: `portalfs recover` reports it.
+        self.last_error: errors.PortalError | OSError | None = None
 
     def send_all(self, skip: set[str] | None = None) -> tuple[int, int]:
         """Upload the newest entry of each path (except paths in `skip`, open right now);
@@ -57,6 +59,7 @@ class Resender:
                 outcome = self.uploader.upload(request)
             except (errors.PortalError, OSError) as exc:
                 log.info("%s is still unsent: %s", entry.portal_path, exc)
+                self.last_error = exc
                 return False
             log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
             self.journal.forget(entry)

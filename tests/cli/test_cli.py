@@ -186,3 +186,27 @@ def test_a_secret_given_to_an_abbreviated_flag_is_not_printed_back(home):
         done = cli(command, "--token", "CANARY-SECRET-1", env=home)
         assert done.returncode != 0
         assert "CANARY-SECRET-1" not in done.stdout + done.stderr
+
+
+def test_mount_with_two_paths_says_the_first_is_not_a_link(portal, tmp_path, home):
+    done = cli("mount", str(tmp_path / "a"), str(tmp_path / "b"), env={**portal.env(), **home})
+    assert done.returncode == 2 and "is not a portal link" in done.stderr
+
+
+def test_recover_says_why_and_sends_once_the_server_answers(portal, tmp_path, home):
+    import hashlib
+
+    from portalfs.write.journal import Journal
+
+    data = b"left behind\n"
+    source = tmp_path / "bytes"
+    source.write_bytes(data)
+    cache = tmp_path / "cache"
+    Journal(cache / "unsent").record(source, "rec/r.txt", len(data), hashlib.md5(data).hexdigest())
+    down = {**portal.env(), **home, "EI_API_URL": "http://127.0.0.1:9/v1"}
+    failed = cli("recover", "--cache-dir", str(cache), env=down)
+    assert failed.returncode == 6 and "1 still unsent" in failed.stdout
+    assert "127.0.0.1:9" in failed.stderr or "unavailable" in failed.stderr.lower()
+    done = cli("recover", "--cache-dir", str(cache), env={**portal.env(), **home})
+    assert done.returncode == 0 and "1 sent, 0 still unsent" in done.stdout
+    assert cli("ls", "rec", env={**portal.env(), **home}).stdout.split() == ["r.txt"]
