@@ -7,6 +7,7 @@ one folder share one fetch. Takes a fetch callable; knows nothing of HTTP.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..fs import paths
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,13 @@ class MetadataCache:
         ttl_s: float,
         timer: Callable[[], float] = time.monotonic,
         max_folders: int = 4096,
+        stale_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         self._fetch = fetch
         self.ttl_s = ttl_s
+        # Failures (e.g. the server unreachable) after which an expired listing is still
+        # served, for another TTL, instead of failing every stat and ls of the mount.
+        self._stale_on = stale_on
         self._timer = timer
         self._max_folders = max_folders
         self._lock = threading.Lock()
@@ -115,6 +122,11 @@ class MetadataCache:
             return future.result()
         try:
             listing = self._load(folder)
+        except self._stale_on as exc:
+            if cached is None:
+                future.set_exception(exc)
+                raise
+            listing = self._keep_stale(folder, cached, exc)
         except BaseException as exc:
             future.set_exception(exc)
             raise
@@ -122,6 +134,14 @@ class MetadataCache:
             with self._lock:
                 self._inflight.pop(folder, None)
         future.set_result(listing)
+        return listing
+
+    def _keep_stale(self, folder: str, cached: _Listing, exc: BaseException) -> _Listing:
+        log.warning("listing %s failed (%s); showing the last one for %gs", folder, exc, self.ttl_s)
+        now = self._timer()
+        listing = _Listing(cached.entries, cached.started, now + self.ttl_s)
+        with self._lock:
+            self._listings[folder] = listing
         return listing
 
     def _load(self, folder: str) -> _Listing:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..cache.blocks import BlockCache
 from ..cache.links import LinkCache
 from ..cache.metadata import Entry, MetadataCache
+from ..client import errors
 from ..client.portal import Credentials, PortalClient
 from ..client.storage import StorageClient
 from ..client.transport import Transport
@@ -38,7 +39,11 @@ def build_portalfs(
         return entries_of(list(portal.iter_folder(paths.to_portal(folder))))
 
     cache_dir = private_dir(Path(config.cache_dir))
-    metadata = MetadataCache(fetch_folder, config.metadata_ttl_s)
+    metadata = MetadataCache(
+        fetch_folder,
+        config.metadata_ttl_s,
+        stale_on=(errors.UnavailableError, errors.RateLimitedError),
+    )
     links = LinkCache(portal.download_link, config.link_ttl_s)
     blocks = BlockCache(config.block_bytes, config.cache_bytes)
     reader = RemoteReader(links, storage, blocks, config.readahead_blocks)

@@ -255,6 +255,22 @@ def test_unsent_files_are_sent_once_the_server_is_back(make_fs, portal):
         back.stop()
 
 
+def test_with_the_server_down_the_last_listings_still_answer(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=0)  # every listing is stale at once: each call tries
+    fs.mkdir("/dir")
+    write_file(fs, "/dir/a.txt", b"here")
+    assert [n for n, _ in fs.readdir("/dir")] == ["a.txt"]
+    portal.server.stop()
+    assert [n for n, _ in fs.readdir("/dir")] == ["a.txt"]  # was EIO
+    assert fs.getattr("/dir/a.txt").size == 4
+    fh = fs.create("/dir/b.txt")  # the folder is known, so the file can be written
+    fs.write(fh, 0, b"later")
+    with pytest.raises(errors.UnavailableError):
+        fs.flush(fh)  # and is kept for when the server is back
+    fs.release(fh)
+    assert [u.portal_path for u in fs.journal.entries()] == ["dir/b.txt"]
+
+
 def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
     fs = make_fs()
     portal.server.app.state.faults.fail_next("upload_link", 400)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from portalfs.cache.metadata import Entry, MetadataCache
 
 
@@ -86,3 +88,44 @@ def test_a_failed_fetch_reaches_every_waiter_and_is_not_cached():
         except OSError as exc:
             assert exc.errno == 5
     assert len(calls) == 2
+
+
+class Down(Exception):
+    pass
+
+
+class Flaky:
+    """A fetch that serves `entries` while up and raises Down while down."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries, self.up, self.calls = entries, True, 0
+
+    def __call__(self, folder: str) -> list[Entry]:
+        self.calls += 1
+        if not self.up:
+            raise Down("server unreachable")
+        return list(self.entries)
+
+
+def test_an_unreachable_server_leaves_the_last_listing_in_use_for_another_ttl():
+    fetch, clock = Flaky([Entry("a", False, 1)]), Clock()
+    cache = MetadataCache(fetch, ttl_s=5, timer=clock, stale_on=(Down,))
+    assert cache.lookup("/a").size == 1
+    clock.now += 6
+    fetch.up = False
+    assert cache.lookup("/a").size == 1  # the expired listing, not an error
+    calls = fetch.calls
+    clock.now += 4
+    assert [e.name for e in cache.listing("/").values()] == ["a"]
+    assert fetch.calls == calls  # not asked again within the new TTL
+    clock.now += 2
+    fetch.up, fetch.entries = True, [Entry("b", False, 3)]
+    assert cache.lookup("/a") is None and cache.lookup("/b").size == 3  # fresh again
+
+
+def test_without_a_listing_to_fall_back_on_the_failure_is_raised():
+    fetch = Flaky([])
+    fetch.up = False
+    cache = MetadataCache(fetch, ttl_s=5, timer=Clock(), stale_on=(Down,))
+    with pytest.raises(Down):
+        cache.lookup("/a")
