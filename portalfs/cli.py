@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -156,10 +157,12 @@ class _Tally:
     def summary(self) -> int:
         elapsed = time.monotonic() - self.started
         parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.counts.items()))
+        files = sum(self.counts.values())
         rate = self.bytes / elapsed / 1e6 if elapsed > 0 else 0.0
+        per_s = files / elapsed if elapsed > 0 else 0.0
         print(
             f"{parts or 'nothing to do'}; {self.bytes / 1e6:.1f} MB in {elapsed:.1f} s "
-            f"({rate:.1f} MB/s)",
+            f"({rate:.1f} MB/s, {per_s:.0f} files/s)",
             file=sys.stderr,
         )
         return EXIT_FAILED if self.counts.get("failed") else EXIT_OK
@@ -464,6 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
         return _exit_code(exc) if not isinstance(exc, UsageError) else EXIT_USAGE
+    except BrokenPipeError:
+        # `portalfs ls | head`: the reader left. Quietly, as other tools do; stdout is
+        # pointed at /dev/null so Python's own flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:
         print(f"portalfs: {_describe(exc)}", file=sys.stderr)
         return EXIT_FAILED

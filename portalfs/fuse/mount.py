@@ -177,6 +177,8 @@ def _detach_stdio() -> None:
 def unmount(mountpoint: Path, lazy: bool = False) -> None:
     """Unmount with fusermount3 -u (umount where it is missing, as root); `lazy` detaches a
     busy mount at once and lets its open files finish."""
+    if not os.path.exists(mountpoint):
+        raise MountError(f"{mountpoint} does not exist")
     if not os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint} is not mounted")
     if shutil.which("fusermount3"):
@@ -185,4 +187,12 @@ def unmount(mountpoint: Path, lazy: bool = False) -> None:
         command = ["umount", *(["-l"] if lazy else []), str(mountpoint)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise MountError(result.stderr.strip() or f"cannot unmount {mountpoint}")
+        message = result.stderr.strip() or f"cannot unmount {mountpoint}"
+        if "busy" in message.lower():
+            # Files open in the mount, or a shell inside it. SIGTERM to the mount process
+            # detaches it and lets open files finish and upload first.
+            message += (
+                "; close the files and shells using it, or stop the mount process "
+                "(kill PID: open files finish and upload first)"
+            )
+        raise MountError(message)
