@@ -162,7 +162,7 @@ class _Tally:
         per_s = files / elapsed if elapsed > 0 else 0.0
         print(
             f"{parts or 'nothing to do'}; {self.bytes / 1e6:.1f} MB in {elapsed:.1f} s "
-            f"({rate:.1f} MB/s, {per_s:.0f} files/s)",
+            f"({rate:.1f} MB/s, {per_s:.{0 if per_s >= 10 else 1}f} files/s)",
             file=sys.stderr,
         )
         return EXIT_FAILED if self.counts.get("failed") else EXIT_OK

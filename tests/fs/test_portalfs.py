@@ -350,3 +350,28 @@ def test_rmdir_of_a_portal_folder_emptied_by_deletes(make_fs):
     oserror(errno.ENOENT, fresh.getattr, "/p/q")
     fresh.rmdir("/p")
     assert fresh.readdir("/") == []
+
+
+def test_a_folder_of_10000_files_over_40_pages_lists_each_once(tmp_path):
+    from portalfs.config import MountConfig
+    from portalfs.fs.factory import build_portalfs
+    from tests.portal_fixtures import TEST_HTTP, start_portal
+
+    portal = start_portal(tmp_path / "server", page_size=250)
+    try:
+        folder = tmp_path / "server" / "objects" / "portal-1" / "many"
+        folder.mkdir(parents=True)
+        names = [f"f{i:05}" for i in range(10_000)]
+        for name in names:  # straight into the store: 10,000 uploads would take a minute
+            (folder / name).write_bytes(b"")
+        fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tmp_path / "c")), TEST_HTTP)
+        try:
+            before = portal.server.app.state.metrics.count("POST", "list_files")
+            listed = [name for name, _ in fs.readdir("/many")]
+            requests = portal.server.app.state.metrics.count("POST", "list_files") - before
+        finally:
+            fs.close()
+    finally:
+        portal.server.stop()
+    assert sorted(listed) == names  # each exactly once, none missing
+    assert requests == 40 + 1  # the pages, and the root listing that finds "many"
