@@ -22,7 +22,9 @@ class HttpConfig:
     backoff_max_s: float = 5.0
     # A server's Retry-After is honoured up to this; beyond it we fail instead of hanging.
     max_retry_after_s: float = 30.0
-    pool_size: int = 32
+    # Connections kept per host: more than libfuse's 64 threads plus read-ahead streams
+    # and transfer workers use at once, so none is dropped and reopened under load.
+    pool_size: int = 96
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,10 @@ class MetadataCache:
         now = self._timer()
         listing = _Listing(cached.entries, cached.started, now + self.ttl_s)
         with self._lock:
-            self._listings[folder] = listing
+            # Unless invalidated meanwhile (e.g. a reader saw the file change): then the
+            # stale listing answers this call only.
+            if self._listings.get(folder) is cached:
+                self._listings[folder] = listing
         return listing
 
     def _load(self, folder: str) -> _Listing:

@@ -166,7 +166,11 @@ class _RangeBody:
             before = self.pos
             try:
                 yield from self._drain(resp)
-                return
+                if not self._short():
+                    return
+                if self.pos == before:
+                    raise errors.ProtocolError(f"{self.what}: the store sent none of the range")
+                continue  # a store that answered with part of the range: ask for the rest
             except errors.UnavailableError as exc:
                 if self.pos > before:
                     stalls, renewed = 0, False
@@ -174,6 +178,12 @@ class _RangeBody:
                 if stalls >= transport.config.max_attempts:
                     raise
                 transport.backoff(stalls, None, self.what, f"resuming at byte {self.pos}: {exc}")
+
+    def _short(self) -> bool:
+        """Whether bytes asked for, and inside the object, are still missing."""
+        if self.end is None:
+            return False
+        return self.pos < (self.end if self.size is None else min(self.end, self.size))
 
     def _open(self) -> requests.Response | None:
         """The answer for [pos, end); None past the end of the object. A changed ETag

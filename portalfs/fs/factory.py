@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ..cache.blocks import BlockCache
@@ -12,7 +13,7 @@ from ..client.portal import Credentials, PortalClient
 from ..client.storage import StorageClient
 from ..client.transport import Transport
 from ..config import HttpConfig, MountConfig
-from ..write.journal import Journal
+from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
 from ..write.upload import Uploader
 from . import paths
@@ -50,7 +51,13 @@ def build_portalfs(
     journal = Journal(private_dir(cache_dir / "unsent"))
     spool_dir = private_dir(cache_dir / "spool")
     uploader = Uploader(portal, storage)
-    resender = Resender(journal, uploader, config.resend_interval_s)
+
+    def sent(entry: Unsent) -> None:
+        path = paths.from_portal(entry.portal_path)
+        stored = Entry(paths.split(path)[1], False, entry.size, time.time_ns(), entry.md5)
+        metadata.record(path, stored)
+
+    resender = Resender(journal, uploader, config.resend_interval_s, on_sent=sent)
     return PortalFS(
         config, portal, storage, uploader, metadata, reader, journal, resender, spool_dir
     )

@@ -13,6 +13,11 @@ def to_portal(path: str) -> str:
     return path.strip("/")
 
 
+def from_portal(portal_path: str) -> str:
+    """Mount path of a portal path: "a/b.jpg" -> "/a/b.jpg", "" -> "/"."""
+    return "/" + portal_path.strip("/")
+
+
 def split(path: str) -> tuple[str, str]:
     """(parent mount path, name): "/a/b.jpg" -> ("/a", "b.jpg"); "/a" -> ("/", "a")."""
     parent, _, name = path.rstrip("/").rpartition("/")

@@ -6,10 +6,13 @@ Only changes how readdir results reach libfuse 3; holds no file-system logic.
 
 from __future__ import annotations
 
+import errno
 import threading
 from typing import Any
 
 import mfusepy
+
+from ..fs import paths
 
 # libfuse 3: readdir's flags carry FUSE_READDIR_PLUS when the kernel asked for READDIRPLUS,
 # and the filler takes FUSE_FILL_DIR_PLUS when its stat is complete.
@@ -45,12 +48,16 @@ class PlusFUSE(mfusepy.FUSE):
         return super().releasedir(path, fip)
 
     def readdir_fuse_3(self, path: bytes, buf: Any, filler: Any, offset: int, fip: Any, flags: int):
+        if path is None:  # the folder went away while open
+            return -errno.ENOENT
+        folder = path.decode(self.encoding, self.errors)
         fh = fip.contents.fh
         with self._lock:
             entries = self._listings.get(fh) if offset else None
-        if entries is None:
+        fresh = entries is None
+        if fresh:
             # Offset 0 is the first page, or a rewinddir(): list afresh.
-            entries = list(self.operations.readdir(path.decode(self.encoding, self.errors), fh))
+            entries = list(self.operations.readdir(folder, fh))
             with self._lock:
                 self._listings[fh] = entries
         plus = bool(flags & _FUSE_READDIR_PLUS)
@@ -62,6 +69,13 @@ class PlusFUSE(mfusepy.FUSE):
                 name = item
             else:
                 name, attrs, _ = item
+                if plus and not fresh:
+                    # The kernel applies these attributes: take them now, not from the
+                    # first page's listing, or a file written since would shrink back.
+                    try:
+                        attrs = self.operations.getattr(paths.join(folder, name))
+                    except mfusepy.FuseOSError:
+                        continue  # gone since the first page
                 mfusepy.set_st_attrs(st, attrs, self.use_ns)
                 fill_flags = _FUSE_FILL_DIR_PLUS if plus else 0
             # The offset given is where the next call resumes; nonzero, so libfuse passes

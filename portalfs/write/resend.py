@@ -20,10 +20,19 @@ log = logging.getLogger(__name__)
 class Resender:
     """Sends journal entries; `start()` runs it in the background every `interval_s`."""
 
-    def __init__(self, journal: Journal, uploader: Uploader, interval_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        uploader: Uploader,
+        interval_s: float = 30.0,
+        on_sent: Callable[[Unsent], None] | None = None,
+    ) -> None:
         self.journal = journal
         self.uploader = uploader
         self.interval_s = interval_s
+        # Told what is now stored, so a mount's next close() compares against it (and does
+        # not skip bytes equal to what the portal held before this resend).
+        self.on_sent = on_sent
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,6 +72,8 @@ class Resender:
                 return False
             log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
             self.journal.forget(entry)
+            if self.on_sent:
+                self.on_sent(entry)
             return True
 
     def start(self, busy_paths: Callable[[], set[str]] | None = None) -> None:

@@ -271,6 +271,19 @@ def test_with_the_server_down_the_last_listings_still_answer(make_fs, portal):
     assert [u.portal_path for u in fs.journal.entries()] == ["dir/b.txt"]
 
 
+def test_after_a_resend_putting_back_the_old_bytes_is_uploaded(make_fs, portal):
+    # The resender stores B; the mount must then compare with B, not with the A it wrote
+    # before, or a close() of A would be skipped and the portal would keep B.
+    fs = make_fs()
+    write_file(fs, "/x.txt", b"A")
+    portal.server.app.state.faults.fail_next("upload_link", 400)
+    with pytest.raises(errors.RejectedError):
+        write_file(fs, "/x.txt", b"B")
+    assert fs.resender.send_all() == (1, 0)
+    write_file(fs, "/x.txt", b"A")
+    assert read_file(make_fs(), "/x.txt") == b"A"
+
+
 def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
     fs = make_fs()
     portal.server.app.state.faults.fail_next("upload_link", 400)
