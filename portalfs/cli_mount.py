@@ -28,6 +28,19 @@ def default_cache_dir(creds: Credentials) -> Path:
     return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}-{kind}"
 
 
+def warn_of_old_journal(creds: Credentials) -> None:
+    """Before session 2 the default folder had no -member/-token suffix: say if files
+    are still waiting in one, since no default mount will look there again."""
+    new = default_cache_dir(creds)
+    old = new.with_name(new.name.rsplit("-", 1)[0]) / "unsent"
+    if any(old.glob("*.json")):
+        print(
+            f"portalfs: files an earlier version could not send are in {old}; "
+            f"send them with: portalfs recover --cache-dir {old.parent}",
+            file=sys.stderr,
+        )
+
+
 def hold_cache_dir(cache_dir: Path) -> int:
     """Lock CACHE/lock for this process and the daemon it forks: one mount (or recover)
     per cache folder, whose spool and journal of unsent files are not made to be shared.
@@ -112,6 +125,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
     PortalClient(creds, Transport(HttpConfig())).info()  # a wrong token fails here, unmounted
     config = _mount_config(args, creds)
     hold_cache_dir(Path(config.cache_dir))
+    if not args.cache_dir:
+        warn_of_old_journal(creds)
     options = _fuse_options(args, config)
 
     def start(ready: Callable[[], None] | None) -> None:

@@ -472,3 +472,22 @@ def test_one_mount_per_cache_folder(mount_portal, portal, tmp_path):
         sys.executable, "-m", "portalfs", "recover", "--cache-dir", str(first.cache_dir), env=env
     )
     assert recover.returncode == 2 and "another portalfs mount" in recover.stderr
+
+
+def test_files_left_in_an_old_default_cache_folder_are_pointed_out(portal, tmp_path):
+    from portalfs.cli_mount import default_cache_dir
+
+    env = {**os.environ, **portal.env(), "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("EI_JWT_TOKEN", None)
+    name = default_cache_dir(portal.writer).name  # portal-1-<hash>-token
+    old = tmp_path / "portalfs" / name.rsplit("-", 1)[0] / "unsent"
+    old.mkdir(parents=True)
+    (old / "00-x.json").write_text("{}")
+    target = tmp_path / "m"
+    target.mkdir()
+    result = run(sys.executable, "-m", "portalfs", "mount", str(target), env=env)
+    try:
+        assert result.returncode == 0, result.stderr
+        assert f"portalfs recover --cache-dir {old.parent}" in result.stderr
+    finally:
+        run("fusermount3", "-u", str(target))
