@@ -90,6 +90,10 @@ class MetadataCache:
         with self._lock:
             self._local.setdefault(folder, {})[name] = (self._timer(), entry)
 
+    def record_stored(self, path: str, size: int, etag: str | None) -> None:
+        """Remember that `path` now holds a file of `size` bytes stored just now."""
+        self.record(path, Entry(paths.split(path)[1], False, size, time.time_ns(), etag))
+
     def invalidate(self, folder: str) -> None:
         """Forget the listing of `folder`; the next look fetches it again."""
         with self._lock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from ..cache.blocks import BlockCache
@@ -53,9 +52,7 @@ def build_portalfs(
     uploader = Uploader(portal, storage)
 
     def sent(entry: Unsent) -> None:
-        path = paths.from_portal(entry.portal_path)
-        stored = Entry(paths.split(path)[1], False, entry.size, time.time_ns(), entry.md5)
-        metadata.record(path, stored)
+        metadata.record_stored(paths.from_portal(entry.portal_path), entry.size, entry.md5)
 
     resender = Resender(journal, uploader, config.resend_interval_s, on_sent=sent)
     return PortalFS(

@@ -382,8 +382,7 @@ class PortalFS:
         )
         open_file.dirty = open_file.pending = False
         open_file.etag, open_file.size = md5, size
-        name = paths.split(open_file.path)[1]
-        self.metadata.record(open_file.path, Entry(name, False, size, time.time_ns(), md5))
+        self.metadata.record_stored(open_file.path, size, md5)
 
     def _forget_journal(self, portal_path: str) -> None:
         # This entry and any older unsent version of the same file: all superseded now.
@@ -431,9 +430,7 @@ class PortalFS:
             raise fail(errno.EPERM, f"{old}: folders cannot be renamed")
         self.portal.rename(paths.to_portal(old), paths.to_portal(new))
         self.metadata.record(old, None)
-        self.metadata.record(
-            new, Entry(paths.split(new)[1], False, entry.size, time.time_ns(), entry.etag)
-        )
+        self.metadata.record_stored(new, entry.size, entry.etag)
 
     def start_background(self) -> None:
         """Once mounted: send what earlier runs left unsent, and keep retrying it."""
