@@ -401,11 +401,12 @@ class PortalFS:
         if self.config.read_only:
             raise fail(errno.EROFS, f"{path}: the mount is read-only")
 
-    def _refuse_unless_delete_allowed(self, path: str) -> None:
+    def _refuse_unless_delete_allowed(self, path: str, advice: str = "") -> None:
         self._refuse_if_read_only(path)
         if not (self.config.allow_delete and self.can_read):
             raise fail(
-                errno.EPERM, f"{path}: deleting and renaming need --allow-delete and a login"
+                errno.EPERM,
+                f"{path}: deleting and renaming need --allow-delete and a login{advice}",
             )
 
     def unlink(self, path: str) -> None:
@@ -416,14 +417,8 @@ class PortalFS:
         self.metadata.record(path, None)
 
     def rename(self, old: str, new: str) -> None:
-        self._refuse_if_read_only(old)
-        if not (self.config.allow_delete and self.can_read):
-            # Most often rsync or an editor replacing a file through a temporary one.
-            raise fail(
-                errno.EPERM,
-                f"{old} -> {new}: renaming needs --allow-delete and a login; "
-                "copy with rsync --inplace instead",
-            )
+        # Refused, it is most often rsync or an editor replacing a file through a temporary one.
+        self._refuse_unless_delete_allowed(f"{old} -> {new}", "; copy with rsync --inplace instead")
         paths.check_new_name(new)
         entry = self._existing(old)
         if entry.is_dir:
