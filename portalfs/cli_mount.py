@@ -28,6 +28,12 @@ def default_cache_dir(creds: Credentials) -> Path:
     return Path(base) / "portalfs" / f"portal-{creds.portal_id}-{key}-{kind}"
 
 
+def cache_dir_for(args: argparse.Namespace, creds: Credentials) -> Path:
+    """--cache-dir, or the default for these credentials; absolute, because libfuse moves
+    the mount daemon to "/" and a relative path would then miss."""
+    return Path(args.cache_dir or default_cache_dir(creds)).resolve()
+
+
 def warn_of_old_journal(creds: Credentials) -> None:
     """Before session 2 the default folder had no -member/-token suffix: say if files
     are still waiting in one, since no default mount will look there again."""
@@ -69,8 +75,7 @@ def _scrub_link_from_argv(args: argparse.Namespace) -> None:
 
 def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
     return MountConfig(
-        # Absolute: libfuse moves the daemon to "/", so a relative path would miss.
-        cache_dir=str(Path(args.cache_dir or default_cache_dir(creds)).resolve()),
+        cache_dir=str(cache_dir_for(args, creds)),
         metadata_ttl_s=args.metadata_ttl,
         cache_bytes=args.cache_size,
         read_only=args.read_only,
@@ -163,7 +168,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from .write.resend import Resender
 
     creds = credentials_from(args)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(creds)
+    cache_dir = cache_dir_for(args, creds)
     hold_cache_dir(cache_dir)
     portal, storage = clients(creds)
     resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
