@@ -43,16 +43,20 @@ def check_mountpoint(mountpoint: Path) -> None:
 
 
 def limit_malloc_growth() -> None:
-    """Keep the daemon's RSS close to its live data (glibc only; elsewhere a no-op).
+    """Keep the daemon's RSS close to its live data, and its 1 MiB buffers reused (glibc only;
+    elsewhere a no-op).
 
-    With dozens of FUSE threads glibc makes an arena per thread, and after 1 MiB blocks are
-    freed its adaptive mmap threshold moves them onto the heap, where they fragment: RSS grew
-    to 225 MiB under scripts/soak with a 64 MiB block cache.
+    One arena: with dozens of FUSE threads glibc makes an arena per thread, and freed 1 MiB
+    blocks scattered over them grew RSS to 297 MiB under scripts/soak. A fixed mmap threshold
+    of 2 MiB: every 1 MiB block, socket read and libfuse read buffer comes from that arena and
+    is reused. (At 256 KiB each one was a fresh mmap, faulted in page by page and unmapped
+    again: two page faults per byte read, half the daemon's CPU on a cold read.) Larger,
+    rare buffers are still mapped and given back whole.
     """
     try:
         libc = ctypes.CDLL(None)
-        libc.mallopt(_M_ARENA_MAX, 2)
-        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+        libc.mallopt(_M_ARENA_MAX, 1)
+        libc.mallopt(_M_MMAP_THRESHOLD, 2 * 1024 * 1024)
     except (OSError, AttributeError):
         log.debug("mallopt is not available; memory is left to the allocator's defaults")
 
