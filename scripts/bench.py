@@ -207,6 +207,19 @@ def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
         proc.wait(10)
 
 
+@contextmanager
+def fresh_s3_portal(workdir: Path) -> Iterator[tuple[dict[str, str], Portal]]:
+    """A new moto and S3-backed portal server, for one timed 1 GiB write.
+
+    moto's CPU for the same 1 GiB PUT from the same client alternates between ~3.6 and
+    ~6.5 s with the PUTs it took before (six in a row: 3.6, 6.1, 6.9, 3.6, 3.7, 6.4 s), and
+    with a shared moto the order of the measures decided who got the fast turns. A store with
+    no history gives every client the same one.
+    """
+    with moto_s3(workdir) as aws, portal_server(workdir, "s3://bench/portal", aws) as portal:
+        yield aws, portal
+
+
 def _moto_server() -> str:
     """The venv's own moto_server (scripts/bench does not put the venv on PATH)."""
     return shutil.which("moto_server", path=str(Path(PY).parent)) or "moto_server"
@@ -519,13 +532,17 @@ class Bench:
 
     # -- 4, 7: write a large file until stored
     def writes(self, portal: Portal, backend: str, big: Path) -> None:
-        # moto's second 1 GiB PUT in a row is 10-40% slower than its first, whatever sends
-        # it: the two take turns going first, and each object is deleted once timed.
+        # They take turns going first, and each object is deleted once timed; on S3 each
+        # gets a fresh moto (fresh_s3_portal says why).
         turn = self._write_turns.get(backend, 0)
         self._write_turns[backend] = turn + 1
         measures = [self._write_direct, self._write_mount]
         for measure in measures if turn % 2 == 0 else measures[::-1]:
-            measure(portal, backend, big)
+            if backend == "s3":
+                with fresh_s3_portal(self.workdir) as (_, fresh):
+                    measure(fresh, backend, big)
+            else:
+                measure(portal, backend, big)
 
     def _write_direct(self, portal: Portal, backend: str, big: Path) -> None:
         name = f"direct-{time.time_ns()}"
@@ -647,6 +664,13 @@ class Bench:
             try:
                 with peer_mount(kind, aws, self.workdir) as point:
                     self._peer_measures(kind, point, aws, big, tree, count)
+                # The timed 1 GiB write on a fresh moto, as ours (fresh_s3_portal says why).
+                with fresh_s3_portal(self.workdir) as (fresh, _):
+                    _s3_client(fresh).put_object(Bucket="bench", Key=f"{PORTAL_KEY_PREFIX}/.keep")
+                    with peer_mount(kind, fresh, self.workdir) as point:
+                        self._peer_write(kind, point, fresh, big)
+            except subprocess.CalledProcessError as exc:
+                self.notes.append(f"{kind} write: {exc.cmd[0]} exited {exc.returncode}")
             except RuntimeError as exc:
                 self.notes.append(f"{kind}: {exc}")
 
@@ -665,33 +689,6 @@ class Bench:
                 size / timed(lambda: _dd_read(point / "big.bin")) / 1e6,
                 "MB/s",
                 ratio_to="read-cold-s3",
-            )
-
-        def write() -> None:
-            name = f"w-{time.time_ns()}.bin"
-            s3 = _s3_client(aws)
-            log = self.workdir / RCLONE_LOG
-            start = log.stat().st_size if log.exists() else 0
-
-            def copy_until_stored() -> None:
-                subprocess.run(["cp", str(big), str(point / name)], check=True)
-                if kind == "rclone":
-                    # rclone's close() returns before its upload: wait until it logs the upload
-                    # done (its MD5 check against the PUT's ETag passed). Not by polling moto
-                    # with HEADs: moto computes a new object's ETag lazily, unlocked, from a
-                    # shared buffer, so a HEAD during the PUT corrupts the ETag the PUT answers
-                    # (objects > 16 MiB); rclone then deletes the object as corrupted.
-                    wait_for(lambda: _rclone_uploaded(log, start, name), 120, "rclone's upload")
-                wait_for(lambda: _stored_size(s3, name) == size, 120, f"{kind}'s upload")
-
-            t = timed(copy_until_stored)
-            self.add(
-                f"write-{kind}",
-                "4 write (s3)",
-                f"{kind} cp until stored",
-                size / t / 1e6,
-                "MB/s",
-                ratio_to="write-mount-s3",
             )
 
         def listing() -> None:
@@ -719,7 +716,6 @@ class Bench:
 
         for name, measure in (
             ("read", read),
-            ("write", write),
             ("ls", listing),
             ("small files", small),
         ):
@@ -729,6 +725,34 @@ class Bench:
                 self.notes.append(f"{kind} {name}: {exc.cmd[0]} exited {exc.returncode}")
             except RuntimeError as exc:
                 self.notes.append(f"{kind} {name}: {exc}")
+
+    def _peer_write(self, kind: str, point: Path, aws: dict[str, str], big: Path) -> None:
+        size = big.stat().st_size
+        name = f"w-{time.time_ns()}.bin"
+        s3 = _s3_client(aws)
+        log = self.workdir / RCLONE_LOG
+        start = log.stat().st_size if log.exists() else 0
+
+        def copy_until_stored() -> None:
+            subprocess.run(["cp", str(big), str(point / name)], check=True)
+            if kind == "rclone":
+                # rclone's close() returns before its upload: wait until it logs the upload
+                # done (its MD5 check against the PUT's ETag passed). Not by polling moto
+                # with HEADs: moto computes a new object's ETag lazily, unlocked, from a
+                # shared buffer, so a HEAD during the PUT corrupts the ETag the PUT answers
+                # (objects > 16 MiB); rclone then deletes the object as corrupted.
+                wait_for(lambda: _rclone_uploaded(log, start, name), 120, "rclone's upload")
+            wait_for(lambda: _stored_size(s3, name) == size, 120, f"{kind}'s upload")
+
+        t = timed(copy_until_stored)
+        self.add(
+            f"write-{kind}",
+            "4 write (s3)",
+            f"{kind} cp until stored",
+            size / t / 1e6,
+            "MB/s",
+            ratio_to="write-mount-s3",
+        )
 
     def report(self) -> dict:
         out = {}
