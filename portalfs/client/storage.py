@@ -83,18 +83,21 @@ class StorageClient:
         self,
         url: str,
         start: int,
-        length: int,
+        length: int | None,
         etag: str | None,
         piece_bytes: int,
         renew: Callable[[], str] | None = None,
     ) -> Iterator[bytes]:
-        """[start, start+length) of the object as pieces of `piece_bytes` (the last may be
-        shorter, and all end early at the end of the object).
+        """[start, start+length) of the object, or [start, end of object) with length None,
+        as pieces of `piece_bytes` (the last may be shorter, and all end early at the end of
+        the object). From byte 0 to the end it is a plain GET, without Range: some stores
+        (moto) copy the whole object once more to cut a range out of it.
 
         A connection that breaks or ends early mid-body is resumed by Range where it broke,
         on the same ETag; a link the store refuses is replaced by `renew()`, if given.
         """
-        body = _RangeBody(self, url, start, start + length, etag, renew, "read")
+        end = None if length is None else start + length
+        body = _RangeBody(self, url, start, end, etag, renew, "read")
         with contextlib.closing(iter(body)) as chunks:
             yield from _regroup(chunks, piece_bytes)
 

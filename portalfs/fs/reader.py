@@ -29,7 +29,7 @@ class RangeSource(Protocol):
         self,
         url: str,
         start: int,
-        length: int,
+        length: int | None,
         etag: str | None,
         piece_bytes: int,
         renew: Callable[[], str] | None = None,
@@ -160,7 +160,7 @@ class RemoteReader:
         return data
 
     def _pieces(
-        self, portal_path: str, etag: str, start: int, length: int, piece: int
+        self, portal_path: str, etag: str, start: int, length: int | None, piece: int
     ) -> Iterator[bytes]:
         def renew() -> str:
             # The store refused the cached link (it expired): forget it and ask for a new one.
@@ -174,7 +174,8 @@ class RemoteReader:
         bs = self.blocks.block_bytes
         start = stream.first * bs
         index = stream.first
-        pieces = self._pieces(stream.portal_path, stream.etag, start, size - start, bs)
+        # To the end of the object, open-ended: from byte 0 that is a GET without Range.
+        pieces = self._pieces(stream.portal_path, stream.etag, start, None, bs)
         try:
             with contextlib.closing(pieces):
                 for index, piece in enumerate(pieces, stream.first):

@@ -155,6 +155,26 @@ def test_503s_resets_and_truncations_on_every_route_lose_nothing(mount_portal, p
     assert injected[Fault.TRUNCATE] and sum(injected.values()) > injected[Fault.TRUNCATE]
 
 
+def test_a_sequential_read_asks_for_the_rest_of_the_object_without_an_end(
+    mount_portal, portal, proxy, tmp_path
+):
+    # A Range costs some stores (moto) a copy of the whole object: a stream from byte 0 asks
+    # for the object as it is (no Range), a stream from further in for the rest of it.
+    data = random.Random(6).randbytes(6 * MIB + 3)
+    _upload(portal, tmp_path, "seq.bin", data)
+    m = mount_portal()
+    with open(m.path / "seq.bin", "rb") as f:
+        f.seek(3 * MIB)
+        assert f.read() == data[3 * MIB :]
+    ranges = [ex.headers.get("range") for ex in _gets(proxy, "seq.bin")]
+    assert ranges[-1] == f"bytes={4 * MIB}-", ranges  # one block first, then the stream
+    before = len(ranges)
+    with open(m.path / "seq.bin", "rb") as f:
+        assert f.read() == data
+    first_stream = _gets(proxy, "seq.bin")[before]
+    assert first_stream.headers.get("range") is None and first_stream.status == 200
+
+
 # Signed links live 2-3 s (`expires` is a whole second; the server refuses a link once the
 # clock is past it): long enough to be used at once on a busy machine, short enough to wait.
 SHORT_LINKS = pytest.mark.parametrize("portal", [{"link_ttl_s": 3}], indirect=True)
@@ -184,7 +204,8 @@ def test_a_download_link_that_expires_mid_read_is_renewed_and_the_read_resumes(
     gets = _gets(proxy, "long.bin")
     assert len(gets) == 3, [(ex.headers.get("range"), ex.status, ex.fault) for ex in gets]
     first, refused, resumed = gets
-    assert (first.range_start, first.fault, first.body_bytes) == (0, Fault.RESET_BODY, cut)
+    # The stream from byte 0 is a plain GET (no Range); the resumed one asks from where it broke.
+    assert (first.range_start, first.fault, first.body_bytes) == (None, Fault.RESET_BODY, cut)
     assert refused.status == 403 and resumed.status == 206
     assert refused.query["expires"] == first.query["expires"] != resumed.query["expires"]
     # From where the read was (only the chunk the reset interrupted travels twice), never 0.
