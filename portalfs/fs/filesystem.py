@@ -372,7 +372,8 @@ class PortalFS:
                 # The journal owns these bytes now; release must not keep a second copy.
                 open_file.dirty = open_file.pending = False
                 raise
-            self._forget_journal(portal_path)
+            # This entry and any older unsent version of the same file: all superseded now.
+            self.journal.forget_path(portal_path)
         log.info(
             "%s %s (%d bytes) in %.2fs",
             outcome.value,
@@ -383,12 +384,6 @@ class PortalFS:
         open_file.dirty = open_file.pending = False
         open_file.etag, open_file.size = md5, size
         self.metadata.record_stored(open_file.path, size, md5)
-
-    def _forget_journal(self, portal_path: str) -> None:
-        # This entry and any older unsent version of the same file: all superseded now.
-        for unsent in self.journal.entries():
-            if unsent.portal_path == portal_path:
-                self.journal.forget(unsent)
 
     def busy_paths(self) -> set[str]:
         """Portal paths open for writing: the journal must not resend old versions of them."""

@@ -45,6 +45,11 @@ class Journal:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._guard = threading.Lock()
         self._sending: dict[str, tuple[threading.Lock, list[int]]] = {}
+        # Entries by portal path, so forgetting a path's entries reads no records. Only one
+        # process uses a cache folder at a time (the mount's flock), so this stays true.
+        self._by_path: dict[str, list[Unsent]] = {}
+        for entry in self.entries():
+            self._by_path.setdefault(entry.portal_path, []).append(entry)
 
     @contextlib.contextmanager
     def sending(self, portal_path: str) -> Iterator[None]:
@@ -79,7 +84,10 @@ class Journal:
         with os.fdopen(fd, "w") as f:
             json.dump({"portal_path": portal_path, "size": size, "md5": md5}, f)
         os.replace(tmp, self.directory / f"{entry_id}.json")
-        return Unsent(data_path, portal_path, size, md5)
+        entry = Unsent(data_path, portal_path, size, md5)
+        with self._guard:
+            self._by_path.setdefault(portal_path, []).append(entry)
+        return entry
 
     def keep(self, entry: Unsent) -> None:
         """The upload failed: give the entry bytes of its own (the spool may change next),
@@ -106,6 +114,19 @@ class Journal:
         """Drop an entry once its bytes are stored (or superseded)."""
         entry.data_path.with_suffix(".json").unlink(missing_ok=True)
         entry.data_path.unlink(missing_ok=True)
+        with self._guard:
+            entries = self._by_path.get(entry.portal_path, [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                self._by_path.pop(entry.portal_path, None)
+
+    def forget_path(self, portal_path: str) -> None:
+        """Drop every entry of `portal_path`: a newer version of it is stored."""
+        with self._guard:
+            entries = self._by_path.pop(portal_path, [])
+        for entry in entries:
+            self.forget(entry)
 
 
 def _copy_private(source: Path, target: Path) -> None:
