@@ -40,7 +40,9 @@ class _Stream:
     """One streaming GET of blocks [first, last) of one file version, for one reader.
 
     Its thread stops `ahead` blocks in front of the reader's position, so memory stays
-    bounded however large the file. Guarded by its own condition.
+    bounded however large the file, and goes on once the reader is a quarter of that closer:
+    woken for every block read, the two threads took turns on the GIL block by block.
+    Guarded by its own condition.
     """
 
     def __init__(self, portal_path: str, etag: str, first: int, last: int, ahead: int) -> None:
@@ -49,6 +51,7 @@ class _Stream:
         self.next = first  # the next block to arrive
         self.position = first  # the block the reader is at
         self.ended = False
+        self.resume_gap = max(1, ahead // 4)
         self.cond = threading.Condition()
 
     def covers(self, index: int) -> bool:
@@ -59,7 +62,8 @@ class _Stream:
         """Until block `index` has arrived or the stream ended."""
         with self.cond:
             self.position = max(self.position, index)
-            self.cond.notify_all()
+            if self.next <= self.position + self.ahead - self.resume_gap:
+                self.cond.notify_all()  # the stream, if it paused, may go on
             while self.next <= index and not self.ended:
                 self.cond.wait()
 
@@ -68,8 +72,9 @@ class _Stream:
         with self.cond:
             self.next = index + 1
             self.cond.notify_all()
-            while self.next > self.position + self.ahead and not self.ended:
-                self.cond.wait()
+            if self.next > self.position + self.ahead:
+                while self.next > self.position + self.ahead - self.resume_gap and not self.ended:
+                    self.cond.wait()
             return not self.ended
 
     def end(self) -> None:
