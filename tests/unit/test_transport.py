@@ -142,3 +142,17 @@ def test_unreachable_server_is_unavailable_and_retried_even_for_post():
 def test_redact_url_drops_query_and_userinfo():
     url = "https://user:pw@bucket.example:9000/a/b.jpg?X-Amz-Signature=abc&token=def#frag"
     assert redact_url(url) == "https://bucket.example:9000/a/b.jpg"
+
+
+def test_a_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(scripted, monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", scripted.url)
+    transport, _ = make()  # reads the environment once, when made
+    transport.request("POST", "http://portal.invalid/v1/x", what="list", json={})
+    assert scripted.seen[-1].path == "http://portal.invalid/v1/x"  # asked of the proxy
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    transport, _ = make()
+    transport.request("POST", scripted.url + "/y", what="list", json={})
+    assert scripted.seen[-1].path == "/y"  # straight to the server
