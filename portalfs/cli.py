@@ -383,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="memory for cached file blocks",
     )
+    p.add_argument(
+        "--list-ahead",
+        type=int,
+        default=MountConfig.list_ahead_folders,
+        metavar="FOLDERS",
+        help="folders listed ahead of ls -R, find and the like (0: none)",
+    )
     p.add_argument("--uid", type=int, help="owner shown for files (default: you)")
     p.add_argument("--gid", type=int, help="group shown for files (default: yours)")
     p.add_argument(

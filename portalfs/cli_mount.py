@@ -81,6 +81,7 @@ def _mount_config(args: argparse.Namespace, creds: Credentials) -> MountConfig:
         read_only=args.read_only,
         allow_delete=args.allow_delete,
         resend_interval_s=args.resend_interval,
+        list_ahead_folders=max(0, args.list_ahead),
         uid=os.getuid() if args.uid is None else args.uid,
         gid=os.getgid() if args.gid is None else args.gid,
     )

@@ -51,6 +51,8 @@ class MountConfig:
     readahead_blocks: int = 32
     # The kernel's read-ahead for the mount (root only): 1 MiB reads instead of 128 KiB.
     kernel_readahead_kb: int = 1024
+    # Folders listed ahead of a walk through a folder's subfolders (ls -R, find); 0: none.
+    list_ahead_folders: int = 16
     # How often files left in the journal of unsent files are tried again while mounted.
     resend_interval_s: float = 30.0
     read_only: bool = False

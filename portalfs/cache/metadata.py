@@ -75,6 +75,14 @@ class MetadataCache:
                     entries[name] = entry
             return entries
 
+    def cached_listing(self, folder: str) -> dict[str, Entry] | None:
+        """The fresh listing of `folder` as fetched, or None; never fetches."""
+        with self._lock:
+            cached = self._listings.get(folder)
+            if cached and cached.expires > self._timer():
+                return cached.entries
+            return None
+
     def lookup(self, path: str) -> Entry | None:
         """The entry at `path`, or None when the fresh listing of its folder lacks it.
         Costs no copy of the listing: stat() of every file of a large folder stays linear."""

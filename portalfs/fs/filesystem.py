@@ -30,6 +30,7 @@ from ..write.spool import Spool
 from ..write.upload import Uploader, UploadRequest
 from . import paths
 from .handles import Handle, OpenFile
+from .listahead import ListAhead
 from .reader import RemoteReader
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class PortalFS:
         self.journal = journal
         self.resender = resender
         self.spool_dir = spool_dir
+        self.list_ahead = ListAhead(metadata, config.list_ahead_folders)
         self.can_read = portal.credentials.can_read
         self._lock = threading.Lock()
         self._files: dict[str, OpenFile] = {}
@@ -130,6 +132,7 @@ class PortalFS:
         if not self._existing(path).is_dir:
             raise fail(errno.ENOTDIR, path)
         entries = dict(self.metadata.listing(path))
+        self.list_ahead.listed(path)
         with self._lock:
             local_dirs = [d for d in self._local_dirs if paths.split(d)[0] == path]
             open_files = [f for p, f in self._files.items() if paths.split(p)[0] == path]
@@ -429,4 +432,5 @@ class PortalFS:
     def close(self) -> None:
         """Stop background work; open files are the kernel's to release first."""
         self.resender.stop()
+        self.list_ahead.close()
         self.reader.close()

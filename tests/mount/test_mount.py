@@ -491,3 +491,21 @@ def test_files_left_in_an_old_default_cache_folder_are_pointed_out(portal, tmp_p
         assert f"portalfs recover --cache-dir {old.parent}" in result.stderr
     finally:
         run("fusermount3", "-u", str(target))
+
+
+def test_ls_lr_lists_folders_ahead_and_still_lists_each_folder_once(mount_portal, portal, tmp_path):
+    # ls -R walks into /tree's 12 subfolders: after the first, the next ones are listed in
+    # the background (ListAhead). Each folder still costs one request, whoever made it.
+    src = tmp_path / "tree"
+    for d in range(12):
+        (src / f"d{d:02}").mkdir(parents=True)
+        (src / f"d{d:02}" / "f").write_bytes(b"x")
+    writer = mount_portal(member=False)
+    assert run("cp", "-r", str(src), str(writer.path / "tree")).returncode == 0
+    m = mount_portal("--debug")
+    metrics = portal.server.app.state.metrics
+    before = metrics.count("POST", "list_files")
+    listing = run("ls", "-lR", str(m.path / "tree")).stdout
+    assert listing.count("\n-") == 12
+    assert metrics.count("POST", "list_files") - before == 1 + 1 + 12  # /, /tree, 12 folders
+    assert "folders of /tree ahead of the walk" in m.log()

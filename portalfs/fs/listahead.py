@@ -1,0 +1,78 @@
+"""ListAhead: once an application walks into a folder's subfolders (it lists the folder and
+then one of its subfolders, or two subfolders one after the other, as `ls -R`, `find`, `du`
+and os.walk do), lists the next few subfolders in the background, so the walk finds them
+listed instead of waiting on one request per folder in turn.
+
+Only asks MetadataCache.listing, so a fresh listing is not fetched again and a folder the
+application and the list-ahead want at once costs one request; never fetches the parent's
+listing to decide. Failures are left to the application's own listing to report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from threading import Lock
+
+from ..cache.metadata import MetadataCache
+from ..client import errors
+from . import paths
+
+log = logging.getLogger(__name__)
+
+_REMEMBERED = 4096  # folders asked for lately, so one walk never asks twice
+
+
+class ListAhead:
+    """Keeps up to `ahead` sibling folders listed in front of a walk, `workers` at a time."""
+
+    def __init__(self, metadata: MetadataCache, ahead: int, workers: int = 4) -> None:
+        self.metadata = metadata
+        self.ahead = ahead
+        self._lock = Lock()
+        self._previous: str | None = None
+        self._asked: OrderedDict[str, float] = OrderedDict()  # folder: when
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="list-ahead")
+
+    def listed(self, folder: str) -> None:
+        """The application just listed `folder` (a mount path)."""
+        if self.ahead <= 0 or folder == "/":
+            return
+        parent, name = paths.split(folder)
+        with self._lock:
+            previous, self._previous = self._previous, folder
+        if previous is None or previous == folder:
+            return
+        if previous != parent and paths.split(previous)[0] != parent:
+            return  # not a walk into parent's subfolders (yet)
+        siblings = self.metadata.cached_listing(parent)
+        if siblings is None:
+            return
+        subfolders = sorted(n for n, entry in siblings.items() if entry.is_dir)
+        later = [n for n in subfolders if n > name][: self.ahead]
+        now, submitted = time.monotonic(), 0
+        for sibling in later:
+            path = paths.join(parent, sibling)
+            with self._lock:
+                asked = self._asked.pop(path, None)
+                if asked is not None and now - asked < self.metadata.ttl_s:
+                    self._asked[path] = asked
+                    continue  # listed lately: still fresh, or being listed
+                self._asked[path] = now
+                if len(self._asked) > _REMEMBERED:
+                    self._asked.popitem(last=False)
+            self._pool.submit(self._list, path)
+            submitted += 1
+        if submitted:
+            log.debug("listing %d folders of %s ahead of the walk", submitted, parent)
+
+    def _list(self, folder: str) -> None:
+        try:
+            self.metadata.listing(folder)
+        except (errors.PortalError, OSError) as exc:
+            log.debug("listing %s ahead of the walk failed: %s", folder, exc)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
