@@ -626,9 +626,17 @@ class Bench:
         )
 
     # -- 6: listings
-    def listings(self, portal: Portal, prefix: str, files: int) -> None:
+    def listings(self, portal: Portal, prefix: str, files: int, wan: bool = False) -> None:
+        key = "-wan" if wan else ""
+        target = f" ({WAN_RTT_S * 1000:.0f} ms RTT)" if wan else ""
         t_direct = timed(lambda: direct_list_all(portal, prefix + "/"))
-        self.add("ls-direct", "6 ls -lR", f"listing requests alone ({files} files)", t_direct, "s")
+        self.add(
+            f"ls-direct{key}",
+            f"6 ls -lR{target}",
+            f"listing requests alone ({files} files)",
+            t_direct,
+            "s",
+        )
         with mount(portal, self.workdir) as (point, _):
             before = portal.requests_seen("POST", "/files")
             t = timed(
@@ -637,15 +645,35 @@ class Bench:
                 )
             )
             lists = portal.requests_seen("POST", "/files") - before
-        self.add("ls-mount", "6 ls -lR", "portalfs cold ls -lR", t, "s", ratio_to="ls-direct")
-        self.add("ls-requests", "6 ls -lR", "listing requests made by ls -lR", lists, "requests")
+        self.add(
+            f"ls-mount{key}",
+            f"6 ls -lR{target}",
+            "portalfs cold ls -lR",
+            t,
+            "s",
+            ratio_to=f"ls-direct{key}",
+        )
+        self.add(
+            f"ls-requests{key}",
+            f"6 ls -lR{target}",
+            "listing requests made by ls -lR",
+            lists,
+            "requests",
+        )
         with mount(portal, self.workdir) as (point, _):
             t = timed(
                 lambda: subprocess.run(
                     ["find", str(point / prefix)], check=True, stdout=subprocess.DEVNULL
                 )
             )
-        self.add("find-mount", "6 find", "portalfs cold find", t, "s", ratio_to="ls-direct")
+        self.add(
+            f"find-mount{key}",
+            f"6 find{target}",
+            "portalfs cold find",
+            t,
+            "s",
+            ratio_to=f"ls-direct{key}",
+        )
 
     # -- 1, 4, 6 against rclone and s3fs on the same bucket
     def peers(self, portal: Portal, aws: dict[str, str], big: Path, tree: Path, count: int) -> None:
@@ -872,8 +900,10 @@ def main() -> int:
         wan_tree = workdir / "small-wan"
         make_small_tree(wan_tree, WAN_FILES, 16 * 1024)
         with portal_server(workdir, None, {}, rtt_s=WAN_RTT_S) as portal:
+            seed_tree(portal, "walk", 10, WAN_FILES // 10, workdir)
             for _ in range(runs):
                 bench.small_files(portal, wan_tree, WAN_FILES, wan=True)
+                bench.listings(portal, "walk", WAN_FILES, wan=True)
         if not args.skip_s3:
             if args.peers:
                 install_peers()
