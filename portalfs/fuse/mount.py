@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fs.filesystem import PortalFS
+from .direct_writes import PortalFUSE
 from .operations import PortalOperations
-from .readdirplus import PlusFUSE
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def run(
     operations = PortalOperations(fs, mounted)
     watcher = _SignalWatcher(mountpoint)
     try:
-        PlusFUSE(operations, str(mountpoint), foreground=True, nothreads=False, **options)
+        PortalFUSE(operations, str(mountpoint), foreground=True, nothreads=False, **options)
     finally:
         watcher.close()
 
