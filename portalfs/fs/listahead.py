@@ -11,10 +11,10 @@ listing to decide. Failures are left to the application's own listing to report.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from threading import Lock
 
 from ..cache.metadata import MetadataCache
 from ..client import errors
@@ -31,10 +31,14 @@ class ListAhead:
     def __init__(self, metadata: MetadataCache, ahead: int, workers: int = 4) -> None:
         self.metadata = metadata
         self.ahead = ahead
-        self._lock = Lock()
+        self._lock = threading.Lock()
         self._previous: str | None = None
         self._asked: OrderedDict[str, float] = OrderedDict()  # folder: when
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="list-ahead")
+        self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        # Daemon threads, not a ThreadPoolExecutor: Python waits for an executor's threads at
+        # exit, and a listing retrying against a server that is gone would hold up unmount.
+        self._workers: list[threading.Thread] = []
+        self._worker_count = workers
 
     def listed(self, folder: str) -> None:
         """The application just listed `folder` (a mount path)."""
@@ -63,16 +67,34 @@ class ListAhead:
                 self._asked[path] = now
                 if len(self._asked) > _REMEMBERED:
                     self._asked.popitem(last=False)
-            self._pool.submit(self._list, path)
+            self._start_workers()
+            self._todo.put(path)
             submitted += 1
         if submitted:
             log.debug("listing %d folders of %s ahead of the walk", submitted, parent)
 
-    def _list(self, folder: str) -> None:
-        try:
-            self.metadata.listing(folder)
-        except (errors.PortalError, OSError) as exc:
-            log.debug("listing %s ahead of the walk failed: %s", folder, exc)
+    def _start_workers(self) -> None:
+        with self._lock:  # on the first walk only
+            while len(self._workers) < self._worker_count:
+                worker = threading.Thread(target=self._work, name="list-ahead", daemon=True)
+                worker.start()
+                self._workers.append(worker)
+
+    def _work(self) -> None:
+        while (folder := self._todo.get()) is not None:
+            try:
+                self.metadata.listing(folder)
+            except (errors.PortalError, OSError) as exc:
+                log.debug("listing %s ahead of the walk failed: %s", folder, exc)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers once they finish what they are listing; drop the rest."""
+        while True:
+            try:
+                self._todo.get_nowait()
+            except queue.Empty:
+                break
+        with self._lock:
+            workers = len(self._workers)
+        for _ in range(workers):
+            self._todo.put(None)
