@@ -83,21 +83,22 @@ class StorageClient:
         self,
         url: str,
         start: int,
-        length: int | None,
+        length: int,
         etag: str | None,
         piece_bytes: int,
         renew: Callable[[], str] | None = None,
+        object_size: int | None = None,
     ) -> Iterator[bytes]:
-        """[start, start+length) of the object, or [start, end of object) with length None,
-        as pieces of `piece_bytes` (the last may be shorter, and all end early at the end of
-        the object). From byte 0 to the end it is a plain GET, without Range: some stores
+        """[start, start+length) of the object as pieces of `piece_bytes` (the last may be
+        shorter, and all end early at the end of the object). Given the `object_size`, the
+        whole object from byte 0 is asked for as a plain GET, without Range: some stores
         (moto) copy the whole object once more to cut a range out of it.
 
         A connection that breaks or ends early mid-body is resumed by Range where it broke,
         on the same ETag; a link the store refuses is replaced by `renew()`, if given.
         """
-        end = None if length is None else start + length
-        body = _RangeBody(self, url, start, end, etag, renew, "read")
+        body = _RangeBody(self, url, start, start + length, etag, renew, "read")
+        body.whole = start == 0 and start + length == object_size
         with contextlib.closing(iter(body)) as chunks:
             yield from _regroup(chunks, piece_bytes)
 
@@ -151,6 +152,7 @@ class _RangeBody:
         self.storage, self.url, self.pos, self.end = storage, url, start, end
         self.etag, self.renew, self.what = etag, renew, what
         self.size: int | None = None  # the object's size, once an answer told it
+        self.whole = False  # [start, end) is known to be the whole object: no Range needed
 
     def __iter__(self) -> Iterator[bytes]:
         transport = self.storage.transport
@@ -192,7 +194,7 @@ class _RangeBody:
         """The answer for [pos, end); None past the end of the object. A changed ETag
         raises ConflictError before any byte is read."""
         headers = {}
-        if self.pos or self.end is not None:
+        if self.pos or (self.end is not None and not self.whole):
             last = "" if self.end is None else str(self.end - 1)
             headers["Range"] = f"bytes={self.pos}-{last}"
         if self.etag:

@@ -29,10 +29,11 @@ class RangeSource(Protocol):
         self,
         url: str,
         start: int,
-        length: int | None,
+        length: int,
         etag: str | None,
         piece_bytes: int,
         renew: Callable[[], str] | None = None,
+        object_size: int | None = None,
     ) -> Iterator[bytes]: ...
 
 
@@ -58,14 +59,23 @@ class _Stream:
         with self.cond:
             return not self.ended and self.next <= index + self.ahead and index < self.last
 
+    def advance(self, index: int) -> None:
+        """The reader is at block `index` (cached or not): the stream may go on."""
+        with self.cond:
+            self._advance(index)
+
     def wait_for(self, index: int) -> None:
         """Until block `index` has arrived or the stream ended."""
         with self.cond:
-            self.position = max(self.position, index)
-            if self.next <= self.position + self.ahead - self.resume_gap:
-                self.cond.notify_all()  # the stream, if it paused, may go on
+            self._advance(index)
             while self.next <= index and not self.ended:
                 self.cond.wait()
+
+    def _advance(self, index: int) -> None:
+        if index > self.position:
+            self.position = index
+            if self.next <= self.position + self.ahead - self.resume_gap:
+                self.cond.notify_all()  # the stream, if it paused, may go on
 
     def arrived(self, index: int) -> bool:
         """Record a block; then wait while the stream is too far ahead. False: stop."""
@@ -138,10 +148,14 @@ class RemoteReader:
 
     def _block(self, key: BlockKey, size: int, reader: int) -> bytes:
         data = self.blocks.get(key)
-        if data is not None:
-            return data
         with self._lock:
             stream = self._streams.get(reader)
+        if data is not None:
+            if stream and stream.etag == key.etag:
+                # Blocks read from the cache move the reader on too, so the stream keeps
+                # the window full instead of stopping until the reader hits its edge.
+                stream.advance(key.index)
+            return data
         if (
             stream
             and stream.etag == key.etag
@@ -158,14 +172,14 @@ class RemoteReader:
         bs = self.blocks.block_bytes
         start = key.index * bs
         expected = min(bs, size - start)
-        data = b"".join(self._pieces(key.portal_path, key.etag, start, expected, expected))
+        data = b"".join(self._pieces(key.portal_path, key.etag, start, expected, expected, size))
         if len(data) != expected:
             raise errors.ConflictError(f"{key.portal_path}: the file changed on the server")
         self.blocks.put(key, data)
         return data
 
     def _pieces(
-        self, portal_path: str, etag: str, start: int, length: int | None, piece: int
+        self, portal_path: str, etag: str, start: int, length: int, piece: int, size: int
     ) -> Iterator[bytes]:
         def renew() -> str:
             # The store refused the cached link (it expired): forget it and ask for a new one.
@@ -173,17 +187,18 @@ class RemoteReader:
             return self.links.get(portal_path)
 
         url = self.links.get(portal_path)
-        yield from self.source.stream_range(url, start, length, etag, piece, renew)
+        yield from self.source.stream_range(url, start, length, etag, piece, renew, size)
 
     def _run(self, stream: _Stream, size: int) -> None:
         bs = self.blocks.block_bytes
         start = stream.first * bs
         index = stream.first
-        # To the end of the object, open-ended: from byte 0 that is a GET without Range.
-        pieces = self._pieces(stream.portal_path, stream.etag, start, None, bs)
+        pieces = self._pieces(stream.portal_path, stream.etag, start, size - start, bs, size)
         try:
             with contextlib.closing(pieces):
                 for index, piece in enumerate(pieces, stream.first):
+                    if len(piece) != min(bs, size - index * bs):
+                        raise errors.ConflictError(f"{stream.portal_path}: the file changed")
                     self.blocks.put(BlockKey(stream.portal_path, stream.etag, index), piece)
                     if not stream.arrived(index):
                         return
