@@ -306,7 +306,10 @@ def peer_mount(kind: str, aws: dict[str, str], workdir: Path) -> Iterator[Path]:
         # with a write cache it knows the size and sends one PUT, right after close.
         cmd = ["rclone", "mount", f"moto:bench/{PORTAL_KEY_PREFIX}", str(point)]
         cmd += ["--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--s3-no-head"]
-        cmd += ["--s3-upload-cutoff", "5G", "--cache-dir", str(workdir / "rclone-cache")]
+        # A cache of its own: a new mount would send what the last one left in a shared
+        # one (cp -r returns before rclone uploads) during the next timed write.
+        cache = tempfile.mkdtemp(dir=workdir, prefix="rclone-cache-")
+        cmd += ["--s3-upload-cutoff", "5G", "--cache-dir", cache]
         cmd += ["-v", "--log-file", str(workdir / RCLONE_LOG)]  # says when an upload is done
     else:
         passwd = workdir / "s3fs-passwd"

@@ -40,10 +40,10 @@ class RangeSource(Protocol):
 class _Stream:
     """One streaming GET of blocks [first, last) of one file version, for one reader.
 
-    Its thread stops `ahead` blocks in front of the reader's position, so memory stays
-    bounded however large the file, and goes on once the reader is a quarter of that closer:
-    woken for every block read, the two threads took turns on the GIL block by block.
-    Guarded by its own condition.
+    Its thread stops `ahead` blocks in front of the reader's position (every block the
+    reader takes, cached or not), so memory stays bounded however large the file, and goes
+    on once the reader is a quarter of that closer, not after every block. Guarded by its
+    own condition.
     """
 
     def __init__(self, portal_path: str, etag: str, first: int, last: int, ahead: int) -> None:
