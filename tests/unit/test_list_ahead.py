@@ -78,3 +78,18 @@ def test_list_ahead_zero_lists_nothing_ahead():
     app_lists(metadata, list_ahead, "/top/d01")
     list_ahead.close()
     assert store.fetched == ["/top", "/top/d00", "/top/d01"]
+
+
+def test_a_walk_slower_than_the_ttl_lists_the_folders_ahead_again():
+    # A documented limit: what was listed ahead expires like any listing.
+    store = Store()
+    now = [0.0]
+    metadata = MetadataCache(store.fetch, ttl_s=5, timer=lambda: now[0])
+    list_ahead = ListAhead(metadata, ahead=2)
+    app_lists(metadata, list_ahead, "/top")
+    app_lists(metadata, list_ahead, "/top/d00")
+    assert store.wait_for({"/top/d01", "/top/d02"})
+    now[0] = 10.0  # the walk spent 10 s inside d00's tree
+    app_lists(metadata, list_ahead, "/top/d01")
+    list_ahead.close()
+    assert store.fetched.count("/top/d01") == 2
