@@ -45,8 +45,7 @@ def redact_url(url: str) -> str:
 @contextlib.contextmanager
 def translated_errors(what: str, url: str | None = None) -> Iterator[None]:
     """The only place where requests' exceptions become PortalErrors."""
-    parts = urlsplit(url) if url else None
-    where = f" to {parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts else ""
+    where = f" to {_origin(url)}" if url else ""
     try:
         yield
     except requests.Timeout as exc:
@@ -248,6 +247,7 @@ class Transport:
 
 
 def _origin(url: str) -> str:
+    """scheme://host[:port] of `url`, without credentials, path or query."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
