@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,9 @@ def trim_memory_now_and_then() -> None:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return
-    stop = threading.Event()  # never set: the thread ends with the daemon
-
-    def loop() -> None:
-        while not stop.wait(_TRIM_INTERVAL_S):
+    def loop() -> None:  # ends with the daemon
+        while True:
+            time.sleep(_TRIM_INTERVAL_S)
             trim(0)
 
     threading.Thread(target=loop, name="malloc-trim", daemon=True).start()
@@ -98,6 +98,8 @@ def run(
             target=tune_readahead, args=(mountpoint, fs.config.kernel_readahead_kb), daemon=True
         )
         tune.start()
+        # Here, not beside limit_malloc_growth(): a thread started before libfuse runs
+        # would not block signals, and a SIGTERM delivered to it made fuse_main fail (8).
         trim_memory_now_and_then()
         fs.start_background()
         if on_mounted:
