@@ -97,8 +97,7 @@ class StorageClient:
         A connection that breaks or ends early mid-body is resumed by Range where it broke,
         on the same ETag; a link the store refuses is replaced by `renew()`, if given.
         """
-        body = _RangeBody(self, url, start, start + length, etag, renew, "read")
-        body.whole = start == 0 and start + length == object_size
+        body = _RangeBody(self, url, start, start + length, etag, renew, "read", object_size)
         with contextlib.closing(iter(body)) as chunks:
             yield from _regroup(chunks, piece_bytes)
 
@@ -148,11 +147,11 @@ class _RangeBody:
         etag: str | None,
         renew: Callable[[], str] | None,
         what: str,
+        size: int | None = None,
     ) -> None:
         self.storage, self.url, self.pos, self.end = storage, url, start, end
         self.etag, self.renew, self.what = etag, renew, what
-        self.size: int | None = None  # the object's size, once an answer told it
-        self.whole = False  # [start, end) is known to be the whole object: no Range needed
+        self.size = size  # the object's size, if the caller knows it or an answer told it
 
     def __iter__(self) -> Iterator[bytes]:
         transport = self.storage.transport
@@ -194,7 +193,7 @@ class _RangeBody:
         """The answer for [pos, end); None past the end of the object. A changed ETag
         raises ConflictError before any byte is read."""
         headers = {}
-        if self.pos or (self.end is not None and not self.whole):
+        if self.pos or (self.end is not None and self.end != self.size):  # not all of it
             last = "" if self.end is None else str(self.end - 1)
             headers["Range"] = f"bytes={self.pos}-{last}"
         if self.etag:
