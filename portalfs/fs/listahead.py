@@ -37,8 +37,8 @@ class ListAhead:
         self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         # Daemon threads, not a ThreadPoolExecutor: Python waits for an executor's threads at
         # exit, and a listing retrying against a server that is gone would hold up unmount.
-        self._workers: list[threading.Thread] = []
-        self._worker_count = workers
+        self._workers = workers
+        self._started = 0  # workers running (started on the first walk)
 
     def listed(self, folder: str) -> None:
         """The application just listed `folder` (a mount path)."""
@@ -75,10 +75,9 @@ class ListAhead:
 
     def _start_workers(self) -> None:
         with self._lock:  # on the first walk only
-            while len(self._workers) < self._worker_count:
-                worker = threading.Thread(target=self._work, name="list-ahead", daemon=True)
-                worker.start()
-                self._workers.append(worker)
+            while self._started < self._workers:
+                threading.Thread(target=self._work, name="list-ahead", daemon=True).start()
+                self._started += 1
 
     def _work(self) -> None:
         while (folder := self._todo.get()) is not None:
@@ -95,6 +94,6 @@ class ListAhead:
             except queue.Empty:
                 break
         with self._lock:
-            workers = len(self._workers)
-        for _ in range(workers):
+            started = self._started
+        for _ in range(started):
             self._todo.put(None)
