@@ -76,6 +76,7 @@ def trim_memory_now_and_then() -> None:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return
+
     def loop() -> None:  # ends with the daemon
         while True:
             time.sleep(_TRIM_INTERVAL_S)
