@@ -11,6 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
@@ -39,21 +40,22 @@ async def put_object(key: str, request: Request) -> Response:
     signer.verify("PUT", key, request.query_params)
     size, md5 = int(request.query_params["size"]), request.query_params["md5"]
     _check_length(request.headers.get("content-length"), size)
-    temp, f = storage.new_temp()
+    incoming = _Incoming(storage)
     try:
-        got_md5, got_size = await _receive(request, f)
-        if got_size != size:
-            raise ApiError(400, f"body has {got_size} bytes; the link was signed for {size}")
-        if got_md5 != md5:
-            raise ApiError(400, "BadDigest: the body's md5 differs from the signed fileHash")
-        with storage_errors(key):
-            await run_in_threadpool(storage.commit, temp, key, md5)
+        pending = bytearray()
+        async for chunk in request.stream():
+            pending += chunk
+            if len(pending) >= CHUNK_BYTES:
+                await run_in_threadpool(incoming.write, bytes(pending))
+                pending.clear()
+        # A small body costs one trip to a worker thread in all: create, write, check, store.
+        await run_in_threadpool(incoming.finish, bytes(pending), key, size, md5)
     except ClientDisconnect:
         log.info("upload cut off by the client; previous version kept")
         return envelope(400, "upload incomplete")
     finally:
-        f.close()
-        temp.unlink(missing_ok=True)  # gone already after a successful commit
+        if not incoming.stored:
+            await run_in_threadpool(incoming.discard)
     return Response(status_code=200, headers={"ETag": f'"{md5}"'})
 
 
@@ -109,26 +111,48 @@ def _check_length(header: str | None, size: int) -> None:
         raise ApiError(400, f"Content-Length {header} differs from the signed fileSize {size}")
 
 
-async def _receive(request: Request, f: BinaryIO) -> tuple[str, int]:
-    """Writes the body to `f` in 1 MiB writes off the event loop; returns (md5, size)."""
-    digest, pending, total = hashlib.md5(), bytearray(), 0
-    async for chunk in request.stream():
-        pending += chunk
-        if len(pending) >= CHUNK_BYTES:
-            total += await run_in_threadpool(_write, f, digest, bytes(pending))
-            pending.clear()
-    total += await run_in_threadpool(_write, f, digest, bytes(pending), True)
-    return digest.hexdigest(), total
+class _Incoming:
+    """One PUT's body on its way into a temp file. Every method touches the disk, so each runs
+    in a worker thread: creating a file alone can take a millisecond, which on the event loop
+    would hold up every other request."""
 
+    def __init__(self, storage: LocalStorage) -> None:
+        self.storage = storage
+        self.digest = hashlib.md5()
+        self.size = 0
+        self.temp: Path | None = None
+        self.file: BinaryIO | None = None
+        self.stored = False
 
-def _write(f: BinaryIO, digest: hashlib._Hash, data: bytes, last: bool = False) -> int:
-    f.write(data)
-    digest.update(data)
-    if last:
+    def write(self, data: bytes) -> None:
+        if self.file is None:
+            self.temp, self.file = self.storage.new_temp()
+        self.file.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def finish(self, data: bytes, key: str, size: int, md5: str) -> None:
+        """The last bytes; stores the object if the body is the one the link was signed for."""
+        self.write(data)
+        if self.size != size:
+            raise ApiError(400, f"body has {self.size} bytes; the link was signed for {size}")
+        if self.digest.hexdigest() != md5:
+            raise ApiError(400, "BadDigest: the body's md5 differs from the signed fileHash")
+        assert self.file is not None and self.temp is not None
         # Durable before the rename makes it visible, as a 200 from S3 promises.
-        f.flush()
-        os.fsync(f.fileno())
-    return len(data)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        with storage_errors(key):
+            self.storage.commit(self.temp, key, md5)
+        self.stored = True
+
+    def discard(self) -> None:
+        """Drops the temp file of a body that was refused or cut off."""
+        if self.file is not None:
+            self.file.close()
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
 
 
 def _object_headers(st: ObjectStat) -> dict[str, str]:
