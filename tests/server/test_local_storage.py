@@ -112,6 +112,18 @@ def test_storage_paths_cannot_escape_the_objects_folder(server):
     assert storage.path_for("portal-1/a/b") == storage.root / "portal-1" / "a" / "b"
 
 
+def test_a_symlinked_folder_at_any_depth_is_refused_unless_it_stays_inside(server, tmp_path):
+    storage = server.app.state.services.storage
+    deep = storage.root / "portal-1" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "out").symlink_to(tmp_path, target_is_directory=True)
+    (deep / "in").symlink_to(storage.root / "portal-1" / "a", target_is_directory=True)
+    with pytest.raises(InvalidKey, match="escapes"):
+        storage.path_for("portal-1/a/b/out/c/evil.txt")
+    assert storage.path_for("portal-1/a/b/in/ok.txt") == deep / "in" / "ok.txt"
+    assert storage.path_for("portal-1/new/folder/x") == storage.root / "portal-1/new/folder/x"
+
+
 def test_even_a_validly_signed_escaping_key_is_refused(server):
     # Only validated keys are ever signed; this checks the second line of defence.
     signer = server.app.state.services.signer
