@@ -10,7 +10,8 @@ from portalfs.client.names import check_portal_path, folder_prefix
 
 
 @pytest.mark.parametrize(
-    "good", ["a.jpg", "flowers/daisy.jpg", "spaces in name/ünïcødé.txt", "a" * 255, ".hidden"]
+    "good",
+    ["a.jpg", "flowers/daisy.jpg", "spaces in name/ünïcødé.txt", "a" * 255, ".hidden", "c1\x80ok"],
 )
 def test_accepts_names_a_portal_can_store(good):
     assert check_portal_path(good) == good
@@ -27,6 +28,8 @@ def test_accepts_names_a_portal_can_store(good):
         "a/..",
         "tab\there",
         "nul\0",
+        "unit\x1fseparator",
+        "del\x7f",
         "a" * 256,
         "x/" * 600 + "y",
         "trailing/",
