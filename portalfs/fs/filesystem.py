@@ -131,8 +131,9 @@ class PortalFS:
     def readdir(self, path: str) -> list[tuple[str, Attr]]:
         if not self._existing(path).is_dir:
             raise fail(errno.ENOTDIR, path)
-        entries = dict(self.metadata.listing(path))
+        # Before this folder's own listing: the walk's next folders need not wait for it.
         self.list_ahead.listed(path)
+        entries = dict(self.metadata.listing(path))
         with self._lock:
             local_dirs = [d for d in self._local_dirs if paths.split(d)[0] == path]
             open_files = [f for p, f in self._files.items() if paths.split(p)[0] == path]

@@ -388,3 +388,25 @@ def test_a_folder_of_10000_files_over_40_pages_lists_each_once(tmp_path):
         portal.server.stop()
     assert sorted(listed) == names  # each exactly once, none missing
     assert requests == 40 + 1  # the pages, and the root listing that finds "many"
+
+
+def test_a_walk_lists_the_next_folders_while_its_own_listing_is_still_on_its_way(make_fs):
+    writer = make_fs()
+    writer.mkdir("/top")
+    for name in ("d00", "d01", "d02"):
+        writer.mkdir(f"/top/{name}")
+        write_file(writer, f"/top/{name}/f.txt", b"x")
+    fs = make_fs(list_ahead_folders=4)
+    fetch, sibling_asked = fs.metadata._fetch, threading.Event()
+
+    def fetch_in_turn(folder):
+        if folder == "/top/d01":
+            sibling_asked.set()
+        if folder == "/top/d00":
+            # Over a WAN this listing takes a round trip; the walk's next one need not wait.
+            assert sibling_asked.wait(10), "d01 was not asked for until d00 had arrived"
+        return fetch(folder)
+
+    fs.metadata._fetch = fetch_in_turn
+    fs.readdir("/top")
+    assert [name for name, _ in fs.readdir("/top/d00")] == ["f.txt"]

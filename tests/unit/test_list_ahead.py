@@ -37,8 +37,8 @@ def make(ahead: int = 4) -> tuple[Store, MetadataCache, ListAhead]:
 
 
 def app_lists(metadata: MetadataCache, list_ahead: ListAhead, folder: str) -> None:
-    metadata.listing(folder)  # as PortalFS.readdir does
-    list_ahead.listed(folder)
+    list_ahead.listed(folder)  # as PortalFS.readdir does: before its own listing
+    metadata.listing(folder)
 
 
 def test_listing_a_folder_then_a_subfolder_lists_the_next_subfolders_ahead():
