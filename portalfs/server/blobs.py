@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -55,7 +56,9 @@ async def put_object(key: str, request: Request) -> Response:
         return envelope(400, "upload incomplete")
     finally:
         if not incoming.stored:
-            await run_in_threadpool(incoming.discard)
+            # Shielded: a cancelled request (the server stopping) must still drop its file.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(incoming.discard)
     return Response(status_code=200, headers={"ETag": f'"{md5}"'})
 
 
@@ -149,10 +152,12 @@ class _Incoming:
 
     def discard(self) -> None:
         """Drops the temp file of a body that was refused or cut off."""
-        if self.file is not None:
-            self.file.close()
-        if self.temp is not None:
-            self.temp.unlink(missing_ok=True)
+        try:
+            if self.file is not None:
+                self.file.close()
+        finally:
+            if self.temp is not None:
+                self.temp.unlink(missing_ok=True)
 
 
 def _object_headers(st: ObjectStat) -> dict[str, str]:
