@@ -124,6 +124,27 @@ def test_a_symlinked_folder_at_any_depth_is_refused_unless_it_stays_inside(serve
     assert storage.path_for("portal-1/new/folder/x") == storage.root / "portal-1/new/folder/x"
 
 
+def test_a_listing_never_reads_a_symlinked_folder_that_leads_out(server, tmp_path):
+    (tmp_path / "outside.txt").write_bytes(b"secret")
+    portal_dir = server.data_dir / "objects" / "portal-1"
+    portal_dir.mkdir(parents=True, exist_ok=True)
+    (portal_dir / "linkdir").symlink_to(tmp_path, target_is_directory=True)
+    resp = server.call("POST", "files", {"prefix": "linkdir/"})
+    assert resp.status_code == 400 and "escapes" in resp.json()["error"]
+    storage = server.app.state.services.storage
+    (portal_dir / "inside").symlink_to(portal_dir, target_is_directory=True)
+    server.upload("a.txt", b"a")
+    entries, _ = storage.list_page("portal-1/inside/", None, 10, False)
+    assert [e.key for e in entries] == ["portal-1/inside/a.txt"]
+
+
+def test_the_objects_root_itself_can_be_listed(server):
+    # A portal whose prefix is "" (a hand-made state file) lists the whole folder, as on S3.
+    server.upload("a.txt", b"a")
+    entries, _ = server.app.state.services.storage.list_page("", None, 10, False)
+    assert [e.key for e in entries] == ["portal-1/"]
+
+
 def test_even_a_validly_signed_escaping_key_is_refused(server):
     # Only validated keys are ever signed; this checks the second line of defence.
     signer = server.app.state.services.signer

@@ -52,7 +52,7 @@ class LocalStorage:
     def list_page(
         self, prefix: str, token: str | None, page_size: int, only_folders: bool
     ) -> tuple[list[Entry], str | None]:
-        folder = self.path_for(prefix)
+        folder = self._folder(prefix)
         names = self._folder_names(folder)
         start = 0
         if token is not None:
@@ -137,6 +137,18 @@ class LocalStorage:
         return path
 
     # ------------------------------------------------------------- helpers
+
+    def _folder(self, prefix: str) -> Path:
+        """The folder a listing of `prefix` ("" for the root, or "a/b/") reads: like
+        path_for, but the folder itself may not be a symlink leading out of the root."""
+        if not prefix:
+            return self.root
+        folder = self.path_for(prefix)
+        if _symlink_below(self.root, folder) and not _within(
+            Path(os.path.realpath(folder)), self.root
+        ):
+            raise InvalidKey("storage key escapes the objects folder")
+        return folder
 
     def _entry_in(self, folder: Path, prefix: str, name: str) -> Entry | None:
         if name.endswith("/"):
