@@ -73,6 +73,12 @@ def rss_peak_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_file(path: Path, size: int) -> None:
     chunk = os.urandom(MiB)
     with open(path, "wb") as f:
@@ -192,9 +198,15 @@ def _answers(api: str) -> bool:
         return False
 
 
+@dataclass
+class Moto:
+    env: dict[str, str]  # the AWS environment that reaches it
+    pid: int
+
+
 @contextmanager
-def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
-    """moto's S3 server on a loopback port with a bucket; yields the AWS environment."""
+def moto_s3(workdir: Path) -> Iterator[Moto]:
+    """moto's S3 server on a loopback port with a bucket."""
     port = free_port()
     tmp = _fast_store(workdir)
     env = {
@@ -212,7 +224,7 @@ def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
     try:
         wait_for(lambda: _tcp_open(port), 30, "moto")
         requests.put(f"http://127.0.0.1:{port}/bench")
-        yield env
+        yield Moto(env, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -227,8 +239,8 @@ def fresh_s3_portal(workdir: Path) -> Iterator[tuple[dict[str, str], Portal]]:
     with a shared moto the order of the measures decided who got the fast turns. A store with
     no history gives every client the same one.
     """
-    with moto_s3(workdir) as aws, portal_server(workdir, "s3://bench/portal", aws) as portal:
-        yield aws, portal
+    with moto_s3(workdir) as moto, portal_server(workdir, "s3://bench/portal", moto.env) as p:
+        yield moto.env, p
 
 
 def _moto_server() -> str:
@@ -482,9 +494,13 @@ class Bench:
         row.runs.append(value)
 
     # -- 1, 2, 7: sequential read, re-read, memory
-    def reads(self, portal: Portal, backend: str, big: Path, name: str) -> None:
+    def reads(self, portal: Portal, backend: str, big: Path, name: str, store_pid: int) -> None:
+        """`store_pid`: the process that serves the bytes (our server, or moto), whose CPU
+        per GiB shows what the two paths cost the store on these shared cores."""
         size = big.stat().st_size
+        gib = size / 1024**3
         drop_caches()
+        store_before = cpu_s(store_pid)
         self.add(
             f"read-direct-{backend}",
             f"1 read ({backend})",
@@ -492,10 +508,16 @@ class Bench:
             size / timed(lambda: direct_get(portal, name)) / 1e6,
             "MB/s",
         )
+        store_direct = (cpu_s(store_pid) - store_before) / gib
         with mount(portal, self.workdir) as (point, pid):
             drop_caches()
+            store_before, daemon_before = cpu_s(store_pid), cpu_s(pid)
             cold = size / timed(lambda: _dd_read(point / name)) / 1e6
+            store_cold = (cpu_s(store_pid) - store_before) / gib
+            daemon_cold = (cpu_s(pid) - daemon_before) / gib
+            store_before = cpu_s(store_pid)
             warm = size / timed(lambda: _dd_read(point / name)) / 1e6
+            store_warm = (cpu_s(store_pid) - store_before) / gib
             self.add(
                 f"read-cold-{backend}",
                 f"1 read ({backend})",
@@ -519,6 +541,13 @@ class Bench:
                 rss_peak_mib(pid),
                 "MiB",
             )
+            for key, measure, value in (
+                ("store-direct", "store's CPU per GiB, direct GET", store_direct),
+                ("store-cold", "store's CPU per GiB, portalfs cold read", store_cold),
+                ("daemon-cold", "daemon's CPU per GiB, cold read", daemon_cold),
+                ("store-warm", "store's CPU per GiB, re-read (0: no GET)", store_warm),
+            ):
+                self.add(f"cpu-{key}-{backend}", f"1 read ({backend})", measure, value, "s")
 
     # -- 3: random reads cost at most one ranged GET each
     def random_reads(self, portal: Portal, big: Path, name: str, count: int) -> None:
@@ -891,7 +920,7 @@ def main() -> int:
             seed_upload(portal, "big.bin", big)
             seed_tree(portal, "listing", 10, small_count // 10, workdir)
             for _ in range(runs):
-                bench.reads(portal, "local", big, "big.bin")
+                bench.reads(portal, "local", big, "big.bin", portal.process.pid)
                 bench.writes(portal, "local", big)
                 bench.small_files(portal, tree, small_count)
                 bench.listings(portal, "listing", small_count)
@@ -921,13 +950,16 @@ def main() -> int:
         if not args.skip_s3:
             if args.peers:
                 install_peers()
-            with moto_s3(workdir) as aws, portal_server(workdir, "s3://bench/portal", aws) as p:
+            with (
+                moto_s3(workdir) as moto,
+                portal_server(workdir, "s3://bench/portal", moto.env) as p,
+            ):
                 seed_upload(p, "big.bin", big)
                 seed_tree(p, "listing", 10, small_count // 10, workdir)
                 for _ in range(runs):
-                    bench.reads(p, "s3", big, "big.bin")
+                    bench.reads(p, "s3", big, "big.bin", moto.pid)
                     bench.writes(p, "s3", big)
-                    bench.peers(p, aws, big, tree, small_count)
+                    bench.peers(p, moto.env, big, tree, small_count)
         results = bench.report()
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(
