@@ -130,10 +130,7 @@ class LocalStorage:
         path = Path(os.path.normpath(self.root / key))
         if path == self.root or not _within(path, self.root):
             raise InvalidKey("storage key escapes the objects folder")
-        if _symlink_below(self.root, path.parent) and not _within(
-            Path(os.path.realpath(path.parent)), self.root
-        ):
-            raise InvalidKey("storage key escapes the objects folder")
+        self._refuse_escape(path.parent)
         return path
 
     # ------------------------------------------------------------- helpers
@@ -144,11 +141,16 @@ class LocalStorage:
         if not prefix:
             return self.root
         folder = self.path_for(prefix)
+        self._refuse_escape(folder)
+        return folder
+
+    def _refuse_escape(self, folder: Path) -> None:
+        """Raise InvalidKey if a symlinked folder on the way down to `folder` leads out of
+        the root; symlinks that stay inside are allowed."""
         if _symlink_below(self.root, folder) and not _within(
             Path(os.path.realpath(folder)), self.root
         ):
             raise InvalidKey("storage key escapes the objects folder")
-        return folder
 
     def _entry_in(self, folder: Path, prefix: str, name: str) -> Entry | None:
         if name.endswith("/"):
