@@ -67,10 +67,10 @@ class ListAhead:
                 self._asked[path] = now
                 if len(self._asked) > _REMEMBERED:
                     self._asked.popitem(last=False)
-            self._start_workers()
             self._todo.put(path)
             submitted += 1
         if submitted:
+            self._start_workers()
             log.debug("listing %d folders of %s ahead of the walk", submitted, parent)
 
     def _start_workers(self) -> None:
