@@ -79,6 +79,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def timed_cpu(fn: Callable[[], object], pids: list[int]) -> tuple[float, list[float]]:
+    """Seconds `fn` took, and the CPU seconds each of `pids` spent meanwhile."""
+    before = [cpu_s(pid) for pid in pids]
+    t = timed(fn)
+    return t, [cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
+
+
 def make_file(path: Path, size: int) -> None:
     chunk = os.urandom(MiB)
     with open(path, "wb") as f:
@@ -500,24 +507,22 @@ class Bench:
         size = big.stat().st_size
         gib = size / 1024**3
         drop_caches()
-        store_before = cpu_s(store_pid)
+        t, (store_direct,) = timed_cpu(lambda: direct_get(portal, name), [store_pid])
         self.add(
             f"read-direct-{backend}",
             f"1 read ({backend})",
             "direct streaming GET",
-            size / timed(lambda: direct_get(portal, name)) / 1e6,
+            size / t / 1e6,
             "MB/s",
         )
-        store_direct = (cpu_s(store_pid) - store_before) / gib
         with mount(portal, self.workdir) as (point, pid):
             drop_caches()
-            store_before, daemon_before = cpu_s(store_pid), cpu_s(pid)
-            cold = size / timed(lambda: _dd_read(point / name)) / 1e6
-            store_cold = (cpu_s(store_pid) - store_before) / gib
-            daemon_cold = (cpu_s(pid) - daemon_before) / gib
-            store_before = cpu_s(store_pid)
-            warm = size / timed(lambda: _dd_read(point / name)) / 1e6
-            store_warm = (cpu_s(store_pid) - store_before) / gib
+            t, (store_cold, daemon_cold) = timed_cpu(
+                lambda: _dd_read(point / name), [store_pid, pid]
+            )
+            cold = size / t / 1e6
+            t, (store_warm,) = timed_cpu(lambda: _dd_read(point / name), [store_pid])
+            warm = size / t / 1e6
             self.add(
                 f"read-cold-{backend}",
                 f"1 read ({backend})",
@@ -547,7 +552,7 @@ class Bench:
                 ("daemon-cold", "daemon's CPU per GiB, cold read", daemon_cold),
                 ("store-warm", "store's CPU per GiB, re-read (0: no GET)", store_warm),
             ):
-                self.add(f"cpu-{key}-{backend}", f"1 read ({backend})", measure, value, "s")
+                self.add(f"cpu-{key}-{backend}", f"1 read ({backend})", measure, value / gib, "s")
 
     # -- 3: random reads cost at most one ranged GET each
     def random_reads(self, portal: Portal, big: Path, name: str, count: int) -> None:
