@@ -31,8 +31,9 @@ def seed_jwt(server, tmp_path: Path) -> str:
         tmp_path,
         "--username",
         server.bootstrap["username"],
-        "--password",
-        server.bootstrap["password"],
+        # One "--password=..." argument: a random password may start with "-" (token_urlsafe
+        # does 1 time in 64), which argparse takes for an option when it stands alone.
+        f"--password={server.bootstrap['password']}",
     )
     assert proc.returncode == 0, proc.stderr
     [line] = [ln for ln in proc.stdout.splitlines() if "export EI_JWT_TOKEN=" in ln]
