@@ -56,8 +56,10 @@ class _Stream:
         self.cond = threading.Condition()
 
     def covers(self, index: int) -> bool:
+        """Whether block `index` is still to come, within one window of what has arrived.
+        A block further on would be a wait for the stream to download all between."""
         with self.cond:
-            return not self.ended and self.next <= index + self.ahead and index < self.last
+            return not self.ended and self.next <= index < min(self.next + self.ahead, self.last)
 
     def advance(self, index: int) -> None:
         """The reader is at block `index` (cached or not): the stream may go on."""
@@ -156,12 +158,7 @@ class RemoteReader:
                 # the window full instead of stopping until the reader hits its edge.
                 stream.advance(key.index)
             return data
-        if (
-            stream
-            and stream.etag == key.etag
-            and stream.first <= key.index
-            and stream.covers(key.index)
-        ):
+        if stream and stream.etag == key.etag and stream.covers(key.index):
             stream.wait_for(key.index)
             data = self.blocks.get(key)
             if data is not None:

@@ -233,6 +233,23 @@ def test_reads_after_the_read_ahead_finished_send_no_second_get(make_fs, portal,
     fs.release(fh)
 
 
+def test_a_jump_past_the_read_ahead_window_is_fetched_not_streamed_to(make_fs):
+    from portalfs.cache.blocks import BlockKey
+
+    fs = make_fs(block_bytes=4096, readahead_blocks=2)
+    data = os.urandom(64 * 4096)
+    write_file(fs, "/j.bin", data)
+    fh = fs.open("/j.bin", os.O_RDONLY)
+    assert fs.read(fh, 0, 4096) == data[:4096]  # a stream with a window of 2 blocks
+    assert fs.read(fh, 60 * 4096, 100) == data[60 * 4096 : 60 * 4096 + 100]
+    etag = fs.metadata.lookup("/j.bin").etag
+    # The stream stays near the reader's position: the jump did not make it download the
+    # 59 blocks in between first.
+    between = [BlockKey("j.bin", etag, i) for i in range(1, 60)]
+    assert sum(fs.reader.blocks.get(key) is not None for key in between) <= 4
+    fs.release(fh)
+
+
 def test_unsent_files_are_sent_once_the_server_is_back(make_fs, portal):
     from portalfs.server.config import ServerConfig
     from portalfs.server.runner import run_in_thread
