@@ -301,16 +301,22 @@ class PortalFS:
         portal_path = paths.to_portal(open_file.path)
         # A read from the start, or one that continues the last, is most likely part of a
         # whole-file read (cat, cp, md5sum): stream ahead. One GET then serves the file,
-        # which matters on stores that load the whole object for every GET.
-        if offset == handle.next_offset:
-            self.reader.stream(portal_path, open_file.etag, open_file.size, offset, fh)
+        # which matters on stores that load the whole object for every GET. "Continues"
+        # within two kernel read-ahead windows: the kernel sends a window as several
+        # requests, and its threads may answer a later one first.
+        slack = 2 * self.config.kernel_readahead_kb * 1024
+        sequential = abs(offset - handle.next_offset) <= slack
+        if sequential:
+            start = min(offset, handle.next_offset)
+            self.reader.stream(portal_path, open_file.etag, open_file.size, start, fh)
         try:
             data = self.reader.read(portal_path, open_file.etag, open_file.size, offset, size, fh)
         except errors.ConflictError:
             # This handle stays on its version (ESTALE); the next open() sees the new one.
             self.metadata.invalidate(paths.split(open_file.path)[0])
             raise
-        handle.next_offset = offset + len(data)
+        end = offset + len(data)
+        handle.next_offset = max(handle.next_offset, end) if sequential else end
         return data
 
     def write(self, fh: int, offset: int, data: bytes) -> int:

@@ -43,5 +43,6 @@ class Handle:
 
     file: OpenFile
     writable: bool
-    # Where the last read ended: a read that starts here is sequential.
+    # Where the reads of a sequential run have got to (the furthest end); a read near it
+    # continues the run.
     next_offset: int = 0

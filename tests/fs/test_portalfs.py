@@ -224,13 +224,30 @@ def test_reads_after_the_read_ahead_finished_send_no_second_get(make_fs, portal,
     wait_until(lambda: fs.reader.blocks.get(last) is not None, what="the read-ahead")
     for offset in range(4096, len(data), 4096):  # each read continues the last
         assert fs.read(fh, offset, 4096) == data[offset : offset + 4096]
-
-    def streaming() -> bool:
-        return any(t.name == "stream" for t in threading.enumerate())
-
-    wait_until(lambda: not streaming(), what="read-ahead threads to end")  # then GETs are final
+    wait_until(lambda: not _streaming(), what="read-ahead threads to end")  # GETs are final
     assert portal.server.app.state.metrics.count("GET", "storage_get") == gets + 1
     fs.release(fh)
+
+
+def test_read_ahead_requests_answered_out_of_order_share_one_get(make_fs, portal, wait_until):
+    fs = make_fs(block_bytes=4096, readahead_blocks=8)
+    data = os.urandom(6 * 4096)
+    write_file(fs, "/o.bin", data)
+    gets = portal.server.app.state.metrics.count("GET", "storage_get")
+    fh = fs.open("/o.bin", os.O_RDONLY)
+    # The kernel sends one read-ahead window as several requests, and its threads may
+    # answer the second before the first.
+    assert fs.read(fh, 4096, 4096) == data[4096:8192]
+    assert fs.read(fh, 0, 4096) == data[:4096]
+    for offset in range(8192, len(data), 4096):
+        assert fs.read(fh, offset, 4096) == data[offset : offset + 4096]
+    wait_until(lambda: not _streaming(), what="read-ahead threads to end")  # GETs are final
+    assert portal.server.app.state.metrics.count("GET", "storage_get") == gets + 1
+    fs.release(fh)
+
+
+def _streaming() -> bool:
+    return any(t.name == "stream" for t in threading.enumerate())
 
 
 def test_a_jump_past_the_read_ahead_window_is_fetched_not_streamed_to(make_fs):
