@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=MountConfig.cache_bytes,
         metavar="BYTES",
-        help="memory for cached file blocks",
+        help="memory for cached file blocks, read-ahead included",
     )
     p.add_argument(
         "--list-ahead",

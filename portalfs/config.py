@@ -59,3 +59,10 @@ class MountConfig:
     allow_delete: bool = False
     uid: int = 0
     gid: int = 0
+
+    @property
+    def reorder_bytes(self) -> int:
+        """How far out of order a sequential reader's requests may come: the kernel sends a
+        read-ahead window as several requests, and libfuse's threads may answer a later one
+        first. Two windows, one in flight and the next."""
+        return 2 * self.kernel_readahead_kb * 1024

@@ -302,10 +302,8 @@ class PortalFS:
         # A read from the start, or one that continues the last, is most likely part of a
         # whole-file read (cat, cp, md5sum): stream ahead. One GET then serves the file,
         # which matters on stores that load the whole object for every GET. "Continues"
-        # within two kernel read-ahead windows: the kernel sends a window as several
-        # requests, and its threads may answer a later one first.
-        slack = 2 * self.config.kernel_readahead_kb * 1024
-        sequential = abs(offset - handle.next_offset) <= slack
+        # allowing for requests answered out of order.
+        sequential = abs(offset - handle.next_offset) <= self.config.reorder_bytes
         if sequential:
             start = min(offset, handle.next_offset)
             self.reader.stream(portal_path, open_file.etag, open_file.size, start, fh)

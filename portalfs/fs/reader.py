@@ -1,7 +1,7 @@
 """RemoteReader: serves reads of portal files from the block cache. A missing block is one
 ranged GET on a cached download link; a sequential reader gets one streaming GET to the end
 of the file that runs a bounded number of blocks ahead of it, so a large file costs one
-request, not one per block.
+request, not one per block. The streams of files read at once share half the block cache.
 
 Thread-safe. Never returns bytes from two versions of a file: every block is keyed by the
 ETag the reader opened, and every GET is checked against it.
@@ -10,9 +10,10 @@ ETag the reader opened, and every GET is checked against it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from ..cache.blocks import BlockCache, BlockKey
@@ -40,20 +41,49 @@ class RangeSource(Protocol):
 class _Stream:
     """One streaming GET of blocks [first, last) of one file version, for one reader.
 
-    Its thread stops `ahead` blocks in front of the reader's position (every block the
-    reader takes, cached or not), so memory stays bounded however large the file, and goes
-    on once the reader is a quarter of that closer, not after every block. Guarded by its
-    own condition.
+    Its thread pauses `ahead` blocks in front of the reader's position (every block the
+    reader takes, cached or not), or when the streams together hold all the blocks read
+    ahead they may; it goes on once the reader is a quarter of a window closer, not after
+    every block, and always for a block the reader waits for. So memory stays bounded
+    however large and however many the files. Blocks more than `lag` behind the reader,
+    taken or skipped, go to `passed` (to become evictable); the `lag` nearest stay, for the
+    reader's requests that come out of order.
+
+    Guarded by `cond`, which every stream of a RemoteReader shares.
     """
 
-    def __init__(self, portal_path: str, etag: str, first: int, last: int, ahead: int) -> None:
+    def __init__(
+        self,
+        portal_path: str,
+        etag: str,
+        first: int,
+        last: int,
+        cond: threading.Condition,
+        room: Callable[[], bool],
+        passed: Callable[[Iterable[int]], None],
+        lag: int = 0,
+    ) -> None:
         self.portal_path, self.etag = portal_path, etag
-        self.first, self.last, self.ahead = first, last, ahead
+        self.first, self.last, self.lag = first, last, lag
+        self.cond, self.room, self.passed = cond, room, passed
         self.next = first  # the next block to arrive
         self.position = first  # the block the reader is at
         self.ended = False
-        self.resume_gap = max(1, ahead // 4)
-        self.cond = threading.Condition()
+        self.ahead = self.resume_gap = 1
+
+    def resize(self, ahead: int) -> None:
+        """Another window size (streams were added or ended)."""
+        with self.cond:
+            self.ahead = ahead
+            self.resume_gap = max(1, ahead // 4)
+            self.cond.notify_all()
+
+    def held(self) -> int:
+        """Blocks kept for the reader (under the condition)."""
+        return len(self._kept())
+
+    def _kept(self) -> range:
+        return range(max(self.first, self.position - self.lag), self.next)
 
     def covers(self, index: int) -> bool:
         """Whether block `index` is still to come, within one window of what has arrived.
@@ -75,37 +105,65 @@ class _Stream:
 
     def _advance(self, index: int) -> None:
         if index > self.position:
+            kept = self._kept()
+            others_paused = not self.room()  # one may go on once this stream holds less
             self.position = index
-            if self.next <= self.position + self.ahead - self.resume_gap:
-                self.cond.notify_all()  # the stream, if it paused, may go on
+            self.passed(range(kept.start, min(self._kept().start, kept.stop)))
+            if others_paused or self.next <= self.position + self.ahead - self.resume_gap:
+                self.cond.notify_all()
 
-    def arrived(self, index: int) -> bool:
-        """Record a block; then wait while the stream is too far ahead. False: stop."""
+    def arrived(self, index: int, keep: Callable[[], None]) -> bool:
+        """Keep block `index` (unless the stream ended: then no one would take it or hand it
+        back); then wait while the stream is too far ahead. False: stop."""
         with self.cond:
+            if self.ended:
+                return False
+            keep()
             self.next = index + 1
             self.cond.notify_all()
-            if self.next > self.position + self.ahead:
-                while self.next > self.position + self.ahead - self.resume_gap and not self.ended:
+            if index < self._kept().start:
+                self.passed((index,))  # the reader jumped past it while it was on its way
+            if self._paused(gap=0):
+                while not self.ended and self._paused(self.resume_gap):
                     self.cond.wait()
             return not self.ended
+
+    def _paused(self, gap: int) -> bool:
+        if self.next <= self.position or self.next >= self.last:
+            return False  # the reader waits for the very next block, or there is none
+        return self.next > self.position + self.ahead - gap or not self.room()
 
     def end(self) -> None:
         with self.cond:
             self.ended = True
             self.cond.notify_all()
 
+    def unread(self) -> range:
+        """The blocks it keeps for the reader, to hand back when the reader is gone."""
+        with self.cond:
+            return self._kept()
+
 
 class RemoteReader:
     """Reads [offset, offset+length) of a file known by (portal path, ETag, size)."""
 
     def __init__(
-        self, links: LinkCache, source: RangeSource, blocks: BlockCache, ahead_blocks: int
+        self,
+        links: LinkCache,
+        source: RangeSource,
+        blocks: BlockCache,
+        ahead_blocks: int,
+        lag_blocks: int = 0,
     ) -> None:
         self.links = links
         self.source = source
         self.blocks = blocks
         self.ahead_blocks = ahead_blocks
-        self._lock = threading.Lock()
+        self.lag_blocks = lag_blocks  # kept behind a reader, for its late requests
+        # Blocks read ahead stay, unevictable, until taken. All streams together hold at
+        # most half the cache, so the blocks already read keep the other half.
+        self.read_ahead_budget = blocks.max_bytes // blocks.block_bytes // 2
+        self._cond = threading.Condition()  # guards _streams and every _Stream
         self._streams: dict[int, _Stream] = {}  # by reader (file handle)
 
     def read(
@@ -123,34 +181,65 @@ class RemoteReader:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def stream(self, portal_path: str, etag: str, size: int, offset: int, reader: int) -> None:
-        """Make sure a read-ahead stream from `offset` to the end of the file serves `reader`."""
+        """Make sure a read-ahead stream from `offset` to the end of the file serves `reader`.
+        With more files read at once than the budget has blocks for, the newest go without
+        (one GET per block)."""
         bs = self.blocks.block_bytes
         index, last = offset // bs, (size + bs - 1) // bs
-        if index >= last or self.ahead_blocks <= 0:
+        if index >= last:
             return
         if self.blocks.get(BlockKey(portal_path, etag, index)) is not None:
             # Already here (typically: a stream that finished before the reader caught up).
             # The next read that misses the cache starts a stream from there.
             return
-        with self._lock:
-            current = self._streams.get(reader)
+        with self._cond:
+            current = self._streams.pop(reader, None)
             if current and current.etag == etag and current.covers(index):
+                self._streams[reader] = current
                 return
-            new = self._streams[reader] = _Stream(portal_path, etag, index, last, self.ahead_blocks)
-        if current:
-            current.end()
-        threading.Thread(target=self._run, args=(new, size), daemon=True, name="stream").start()
+            new = None
+            if self._window(len(self._streams) + 1) > 0:
+                passed = functools.partial(self._release, portal_path, etag)
+                new = _Stream(
+                    portal_path, etag, index, last, self._cond, self._room, passed, self.lag_blocks
+                )
+                self._streams[reader] = new
+            self._share_out()
+            if current:
+                self._end(current)
+        if new:
+            threading.Thread(target=self._run, args=(new, size), daemon=True, name="stream").start()
 
     def forget(self, reader: int) -> None:
         """The reader closed: stop its stream."""
-        with self._lock:
+        with self._cond:
             stream = self._streams.pop(reader, None)
-        if stream:
-            stream.end()
+            self._share_out()
+            if stream:
+                self._end(stream)
+
+    def _window(self, streams: int) -> int:
+        return min(self.ahead_blocks, self.read_ahead_budget // streams)
+
+    def _share_out(self) -> None:
+        """Every stream's window: an equal share of the budget (under _cond)."""
+        for stream in self._streams.values():
+            stream.resize(self._window(len(self._streams)))
+
+    def _room(self) -> bool:
+        """Whether the streams may hold one more block read ahead (under _cond)."""
+        return sum(s.held() for s in self._streams.values()) < self.read_ahead_budget
+
+    def _release(self, portal_path: str, etag: str, indices: Iterable[int]) -> None:
+        self.blocks.release(BlockKey(portal_path, etag, index) for index in indices)
+
+    def _end(self, stream: _Stream) -> None:
+        stream.end()
+        self._release(stream.portal_path, stream.etag, stream.unread())
 
     def _block(self, key: BlockKey, size: int, reader: int) -> bytes:
         data = self.blocks.get(key)
-        with self._lock:
+        with self._cond:
             stream = self._streams.get(reader)
         if data is not None:
             if stream and stream.etag == key.etag:
@@ -196,8 +285,9 @@ class RemoteReader:
                 for index, piece in enumerate(pieces, stream.first):
                     if len(piece) != min(bs, size - index * bs):
                         raise errors.ConflictError(f"{stream.portal_path}: the file changed")
-                    self.blocks.put(BlockKey(stream.portal_path, stream.etag, index), piece)
-                    if not stream.arrived(index):
+                    key = BlockKey(stream.portal_path, stream.etag, index)
+                    keep = functools.partial(self.blocks.put, key, piece, unread=True)
+                    if not stream.arrived(index, keep):
                         return
         except errors.PortalError as exc:
             # The reader falls back to single-block GETs, which report the error itself.
@@ -206,7 +296,7 @@ class RemoteReader:
             stream.end()
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             streams, self._streams = list(self._streams.values()), {}
-        for stream in streams:
-            stream.end()
+            for stream in streams:
+                self._end(stream)

@@ -246,6 +246,25 @@ def test_read_ahead_requests_answered_out_of_order_share_one_get(make_fs, portal
     fs.release(fh)
 
 
+def test_files_read_at_once_share_the_cache_and_keep_one_get_each(make_fs, portal, wait_until):
+    # Four sequential readers with read-ahead windows of 8 blocks, and room for 8 blocks in
+    # all: a window's blocks must not push out those another reader has yet to take.
+    fs = make_fs(block_bytes=4096, readahead_blocks=8, cache_bytes=8 * 4096)
+    files = {f"/c{i}.bin": os.urandom(24 * 4096) for i in range(4)}
+    for name, data in files.items():
+        write_file(fs, name, data)
+    gets = portal.server.app.state.metrics.count("GET", "storage_get")
+    handles = {name: fs.open(name, os.O_RDONLY) for name in files}
+    for offset in range(0, 24 * 4096, 4096):
+        for name, fh in handles.items():
+            assert fs.read(fh, offset, 4096) == files[name][offset : offset + 4096]
+            assert fs.reader.blocks.bytes_held <= 8 * 4096
+    wait_until(lambda: not _streaming(), what="read-ahead threads to end")  # GETs are final
+    assert portal.server.app.state.metrics.count("GET", "storage_get") == gets + 4
+    for fh in handles.values():
+        fs.release(fh)
+
+
 def _streaming() -> bool:
     return any(t.name == "stream" for t in threading.enumerate())
 

@@ -1,5 +1,7 @@
 """The read-ahead stream's pacing: it pauses `ahead` blocks in front of the reader and goes
-on only once the reader is a quarter of that closer, not after every block read."""
+on only once the reader is a quarter of that closer, not after every block read; it pauses
+too while the streams together hold their budget, except for the block its reader waits
+for; and it hands back the blocks its reader passed."""
 
 import threading
 
@@ -20,13 +22,30 @@ def _until(cond, timeout_s: float = 5.0) -> bool:
         deadline.cancel()
 
 
+def _stream(ahead: int, room=lambda: True, passed=lambda indices: None) -> _Stream:
+    stream = _Stream("p", "etag", 0, 100, threading.Condition(), room, passed)
+    stream.resize(ahead)
+    return stream
+
+
+def _run(stream: _Stream) -> threading.Thread:
+    def run() -> None:
+        for index in range(stream.last):
+            if not stream.arrived(index, lambda: None):
+                return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_the_stream_pauses_ahead_and_resumes_a_quarter_window_later():
-    stream = _Stream("p", "etag", first=0, last=100, ahead=8)  # goes on at 6 ahead
+    stream = _stream(ahead=8)  # goes on at 6 ahead
     fetched: list[tuple[int, int]] = []  # (block, reader position when it went on)
 
     def run() -> None:
         for index in range(100):
-            if not stream.arrived(index):
+            if not stream.arrived(index, lambda: None):
                 return
             fetched.append((index, stream.position))
 
@@ -41,6 +60,65 @@ def test_the_stream_pauses_ahead_and_resumes_a_quarter_window_later():
         stream.wait_for(3)  # now blocks 0-8 are at most 6 ahead of the reader
         assert _until(lambda: stream.next == 12)  # and fills up to 8 ahead again
         assert [position for index, position in fetched if index in (8, 9, 10)] == [3, 3, 3]
+    finally:
+        stream.end()
+        thread.join(5)
+
+
+def test_without_room_the_stream_fetches_only_what_its_reader_waits_for():
+    room = threading.Event()
+    stream = _stream(ahead=8, room=room.is_set)
+    thread = _run(stream)
+    try:
+        assert _until(lambda: stream.next == 1)  # block 0, then no room for more
+        assert not _until(lambda: stream.next > 1, timeout_s=0.3)
+        stream.wait_for(3)  # the reader needs block 3: blocks 1-3 come, nothing after
+        assert stream.next == 4
+        assert not _until(lambda: stream.next > 4, timeout_s=0.3)
+        with stream.cond:
+            room.set()
+            stream.cond.notify_all()
+        assert _until(lambda: stream.next == 12)  # room again: a full window ahead
+    finally:
+        stream.end()
+        thread.join(5)
+
+
+def test_blocks_the_reader_passes_are_handed_back_taken_or_skipped():
+    handed: list[int] = []
+    stream = _stream(ahead=8, passed=handed.extend)
+    thread = _run(stream)
+    try:
+        assert _until(lambda: stream.next == 9)
+        stream.advance(1)
+        stream.wait_for(5)  # skips blocks 2-4
+        assert handed == [0, 1, 2, 3, 4]
+        assert list(stream.unread()) == list(range(5, stream.next))
+    finally:
+        stream.end()
+        thread.join(5)
+
+
+def test_a_block_arriving_after_its_stream_ended_is_not_kept():
+    # Its reader closed and handed back what the stream held: a block kept now would stay
+    # unevictable with no one to take it.
+    stream = _stream(ahead=8)
+    stream.end()
+    kept: list[int] = []
+    assert stream.arrived(0, lambda: kept.append(0)) is False
+    assert kept == []
+
+
+def test_the_blocks_just_behind_the_reader_stay_for_its_late_requests():
+    handed: list[int] = []
+    stream = _stream(ahead=8, passed=handed.extend)
+    stream.lag = 2
+    thread = _run(stream)
+    try:
+        assert _until(lambda: stream.next == 9)
+        stream.wait_for(5)  # block 4, answered after 5, may still be asked for
+        assert handed == [0, 1, 2]
+        assert list(stream.unread()) == list(range(3, stream.next))
     finally:
         stream.end()
         thread.join(5)
