@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -554,6 +555,52 @@ class Bench:
             ):
                 self.add(f"cpu-{key}-{backend}", f"1 read ({backend})", measure, value / gib, "s")
 
+    # -- 1, 7: many files read at once, as a processing job's workers do
+    def parallel_reads(
+        self, portal: Portal, backend: str, names: list[str], file_bytes: int, store_pid: int
+    ) -> None:
+        """All files at once: cold `dd`s on one mount against direct GETs, one thread each.
+        The store's CPU per GiB shows GETs beyond one per file (moto loads the whole object
+        for each), and our server's log counts them on the local backend."""
+        total = len(names) * file_bytes
+        gib = total / 1024**3
+        target = f"1 read, {len(names)} files at once ({backend})"
+
+        def direct_all() -> None:
+            with ThreadPoolExecutor(len(names)) as pool:
+                list(pool.map(lambda name: direct_get(portal, name), names))
+
+        drop_caches()
+        t, (store_direct,) = timed_cpu(direct_all, [store_pid])
+        self.add(f"par-direct-{backend}", target, "direct streaming GETs", total / t / 1e6, "MB/s")
+        with mount(portal, self.workdir) as (point, pid):
+            drop_caches()
+            before = portal.requests_seen("GET", "/storage/")
+            t, (store_mount,) = timed_cpu(lambda: _dd_all(point, names), [store_pid])
+            gets = portal.requests_seen("GET", "/storage/") - before
+            self.add(
+                f"par-mount-{backend}",
+                target,
+                f"portalfs cold dd of {len(names)} x {file_bytes // MiB} MiB",
+                total / t / 1e6,
+                "MB/s",
+                ratio_to=f"par-direct-{backend}",
+            )
+            self.add(
+                f"rss-par-{backend}",
+                f"7 memory ({backend})",
+                f"daemon peak RSS, reading {len(names)} files at once",
+                rss_peak_mib(pid),
+                "MiB",
+            )
+        if backend == "local":
+            self.add(f"par-gets-{backend}", target, "GETs per file", gets / len(names), "GET/file")
+        for key, measure, value in (
+            ("direct", "store's CPU per GiB, direct GETs", store_direct),
+            ("mount", "store's CPU per GiB, portalfs", store_mount),
+        ):
+            self.add(f"par-cpu-{key}-{backend}", target, measure, value / gib, "s")
+
     # -- 3: random reads cost at most one ranged GET each
     def random_reads(self, portal: Portal, big: Path, name: str, count: int) -> None:
         size = big.stat().st_size
@@ -832,8 +879,10 @@ class Bench:
 
     def report(self) -> dict:
         out = {}
+        wide = max([len("target"), *(len(row.target) for row in self.rows.values())])
         lines = [
-            f"{'target':<22} {'measure':<44} {'min':>9} {'median':>9} {'max':>9}  unit      ratio"
+            f"{'target':<{wide}} {'measure':<44} {'min':>9} {'median':>9} {'max':>9}"
+            "  unit      ratio"
         ]
         for key, row in self.rows.items():
             lo, med, hi = row.stats()
@@ -843,7 +892,7 @@ class Bench:
                 # For times, smaller is better: the ratio says how many times the baseline.
                 ratio = f"{med / base:6.2f}x" if base else ""
             lines.append(
-                f"{row.target:<22} {row.measure:<44} {lo:9.2f} {med:9.2f} {hi:9.2f}"
+                f"{row.target:<{wide}} {row.measure:<44} {lo:9.2f} {med:9.2f} {hi:9.2f}"
                 f"  {row.unit:<9} {ratio}"
             )
             out[key] = {
@@ -867,6 +916,19 @@ def _dd_read(path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def _dd_all(point: Path, names: list[str]) -> None:
+    procs = [
+        subprocess.Popen(
+            ["dd", f"if={point / name}", "of=/dev/null", "bs=1M"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in names
+    ]
+    if any(proc.wait() for proc in procs):
+        raise RuntimeError("a dd of the files read at once failed")
 
 
 def make_small_tree(root: Path, count: int, size: int) -> None:
@@ -911,6 +973,7 @@ def main() -> int:
     big_size = (128 if args.quick else 1024) * MiB
     small_count = 200 if args.quick else 1000
     random_count = 50 if args.quick else 200
+    parallel_count, parallel_size = (8, 16 * MiB) if args.quick else (16, 64 * MiB)
 
     workdir = Path(tempfile.mkdtemp(prefix="portalfs-bench-"))
     bench = Bench(args, workdir)
@@ -921,11 +984,21 @@ def main() -> int:
         make_file(big, big_size)
         tree = workdir / "small"
         make_small_tree(tree, small_count, 16 * 1024)
+        parallel = workdir / "parallel"
+        parallel.mkdir()
+        for i in range(parallel_count):
+            make_file(parallel / f"p{i:02}.bin", parallel_size)
+        parallel_names = [f"parallel/{p.name}" for p in sorted(parallel.iterdir())]
         with portal_server(workdir, None, {}) as portal:
             seed_upload(portal, "big.bin", big)
+            for name in parallel_names:
+                seed_upload(portal, name, workdir / name)
             seed_tree(portal, "listing", 10, small_count // 10, workdir)
             for _ in range(runs):
                 bench.reads(portal, "local", big, "big.bin", portal.process.pid)
+                bench.parallel_reads(
+                    portal, "local", parallel_names, parallel_size, portal.process.pid
+                )
                 bench.writes(portal, "local", big)
                 bench.small_files(portal, tree, small_count)
                 bench.listings(portal, "listing", small_count)
@@ -960,9 +1033,12 @@ def main() -> int:
                 portal_server(workdir, "s3://bench/portal", moto.env) as p,
             ):
                 seed_upload(p, "big.bin", big)
+                for name in parallel_names:
+                    seed_upload(p, name, workdir / name)
                 seed_tree(p, "listing", 10, small_count // 10, workdir)
                 for _ in range(runs):
                     bench.reads(p, "s3", big, "big.bin", moto.pid)
+                    bench.parallel_reads(p, "s3", parallel_names, parallel_size, moto.pid)
                     bench.writes(p, "s3", big)
                     bench.peers(p, moto.env, big, tree, small_count)
         results = bench.report()
