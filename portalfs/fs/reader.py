@@ -38,6 +38,27 @@ class RangeSource(Protocol):
     ) -> Iterator[bytes]: ...
 
 
+class _Budget:
+    """What the read-ahead streams of one RemoteReader share: their registry (by reader),
+    the number of blocks they may hold read ahead together, and the lock that guards them
+    all. Each stream waits on a condition of its own on that lock, so an arriving block
+    wakes its own reader, not every thread of every stream."""
+
+    def __init__(self, blocks: int) -> None:
+        self.blocks = blocks
+        self.lock = threading.RLock()
+        self.streams: dict[int, _Stream] = {}
+
+    def room(self) -> bool:
+        """Whether the streams may hold one more block read ahead (under the lock)."""
+        return sum(s.held() for s in self.streams.values()) < self.blocks
+
+    def wake_all(self) -> None:
+        """Room again: streams that paused for it may go on (under the lock)."""
+        for stream in self.streams.values():
+            stream.cond.notify_all()
+
+
 class _Stream:
     """One streaming GET of blocks [first, last) of one file version, for one reader.
 
@@ -49,7 +70,7 @@ class _Stream:
     taken or skipped, go to `passed` (to become evictable); the `lag` nearest stay, for the
     reader's requests that come out of order.
 
-    Guarded by `cond`, which every stream of a RemoteReader shares.
+    Guarded by the budget's lock, through a condition of its own.
     """
 
     def __init__(
@@ -58,14 +79,14 @@ class _Stream:
         etag: str,
         first: int,
         last: int,
-        cond: threading.Condition,
-        room: Callable[[], bool],
+        budget: _Budget,
         passed: Callable[[Iterable[int]], None],
         lag: int = 0,
     ) -> None:
         self.portal_path, self.etag = portal_path, etag
         self.first, self.last, self.lag = first, last, lag
-        self.cond, self.room, self.passed = cond, room, passed
+        self.budget, self.passed = budget, passed
+        self.cond = threading.Condition(budget.lock)
         self.next = first  # the next block to arrive
         self.position = first  # the block the reader is at
         self.ended = False
@@ -79,8 +100,9 @@ class _Stream:
             self.cond.notify_all()
 
     def held(self) -> int:
-        """Blocks kept for the reader (under the condition)."""
-        return len(self._kept())
+        """Blocks read ahead of the reader (under the lock). The few kept behind it for its
+        late requests it has mostly taken already: not counted."""
+        return max(0, self.next - self.position)
 
     def _kept(self) -> range:
         return range(max(self.first, self.position - self.lag), self.next)
@@ -106,10 +128,12 @@ class _Stream:
     def _advance(self, index: int) -> None:
         if index > self.position:
             kept = self._kept()
-            others_paused = not self.room()  # one may go on once this stream holds less
+            others_paused = not self.budget.room()  # they may go on once this holds less
             self.position = index
             self.passed(range(kept.start, min(self._kept().start, kept.stop)))
-            if others_paused or self.next <= self.position + self.ahead - self.resume_gap:
+            if others_paused:
+                self.budget.wake_all()
+            elif self.next <= self.position + self.ahead - self.resume_gap:
                 self.cond.notify_all()
 
     def arrived(self, index: int, keep: Callable[[], None]) -> bool:
@@ -131,7 +155,7 @@ class _Stream:
     def _paused(self, gap: int) -> bool:
         if self.next <= self.position or self.next >= self.last:
             return False  # the reader waits for the very next block, or there is none
-        return self.next > self.position + self.ahead - gap or not self.room()
+        return self.next > self.position + self.ahead - gap or not self.budget.room()
 
     def end(self) -> None:
         with self.cond:
@@ -162,9 +186,8 @@ class RemoteReader:
         self.lag_blocks = lag_blocks  # kept behind a reader, for its late requests
         # Blocks read ahead stay, unevictable, until taken. All streams together hold at
         # most half the cache, so the blocks already read keep the other half.
-        self.read_ahead_budget = blocks.max_bytes // blocks.block_bytes // 2
-        self._cond = threading.Condition()  # guards _streams and every _Stream
-        self._streams: dict[int, _Stream] = {}  # by reader (file handle)
+        self._budget = _Budget(blocks.max_bytes // blocks.block_bytes // 2)
+        self._streams = self._budget.streams  # by reader (file handle)
 
     def read(
         self, portal_path: str, etag: str, size: int, offset: int, length: int, reader: int = 0
@@ -192,7 +215,7 @@ class RemoteReader:
             # Already here (typically: a stream that finished before the reader caught up).
             # The next read that misses the cache starts a stream from there.
             return
-        with self._cond:
+        with self._budget.lock:
             current = self._streams.pop(reader, None)
             if current and current.etag == etag and current.covers(index):
                 self._streams[reader] = current
@@ -200,9 +223,7 @@ class RemoteReader:
             new = None
             if self._window(len(self._streams) + 1) > 0:
                 passed = functools.partial(self._release, portal_path, etag)
-                new = _Stream(
-                    portal_path, etag, index, last, self._cond, self._room, passed, self.lag_blocks
-                )
+                new = _Stream(portal_path, etag, index, last, self._budget, passed, self.lag_blocks)
                 self._streams[reader] = new
             self._share_out()
             if current:
@@ -212,23 +233,19 @@ class RemoteReader:
 
     def forget(self, reader: int) -> None:
         """The reader closed: stop its stream."""
-        with self._cond:
+        with self._budget.lock:
             stream = self._streams.pop(reader, None)
             self._share_out()
             if stream:
                 self._end(stream)
 
     def _window(self, streams: int) -> int:
-        return min(self.ahead_blocks, self.read_ahead_budget // streams)
+        return min(self.ahead_blocks, self._budget.blocks // streams)
 
     def _share_out(self) -> None:
-        """Every stream's window: an equal share of the budget (under _cond)."""
+        """Every stream's window: an equal share of the budget (under its lock)."""
         for stream in self._streams.values():
             stream.resize(self._window(len(self._streams)))
-
-    def _room(self) -> bool:
-        """Whether the streams may hold one more block read ahead (under _cond)."""
-        return sum(s.held() for s in self._streams.values()) < self.read_ahead_budget
 
     def _release(self, portal_path: str, etag: str, indices: Iterable[int]) -> None:
         self.blocks.release(BlockKey(portal_path, etag, index) for index in indices)
@@ -239,7 +256,7 @@ class RemoteReader:
 
     def _block(self, key: BlockKey, size: int, reader: int) -> bytes:
         data = self.blocks.get(key)
-        with self._cond:
+        with self._budget.lock:
             stream = self._streams.get(reader)
         if data is not None:
             if stream and stream.etag == key.etag:
@@ -296,7 +313,7 @@ class RemoteReader:
             stream.end()
 
     def close(self) -> None:
-        with self._cond:
+        with self._budget.lock:
             streams, self._streams = list(self._streams.values()), {}
             for stream in streams:
                 self._end(stream)

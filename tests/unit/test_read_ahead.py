@@ -5,7 +5,7 @@ for; and it hands back the blocks its reader passed."""
 
 import threading
 
-from portalfs.fs.reader import _Stream
+from portalfs.fs.reader import _Budget, _Stream
 
 
 def _until(cond, timeout_s: float = 5.0) -> bool:
@@ -22,8 +22,9 @@ def _until(cond, timeout_s: float = 5.0) -> bool:
         deadline.cancel()
 
 
-def _stream(ahead: int, room=lambda: True, passed=lambda indices: None) -> _Stream:
-    stream = _Stream("p", "etag", 0, 100, threading.Condition(), room, passed)
+def _stream(ahead: int, budget: int = 100, passed=lambda indices: None) -> _Stream:
+    shared = _Budget(budget)
+    stream = shared.streams[1] = _Stream("p", "etag", 0, 100, shared, passed)
     stream.resize(ahead)
     return stream
 
@@ -66,8 +67,7 @@ def test_the_stream_pauses_ahead_and_resumes_a_quarter_window_later():
 
 
 def test_without_room_the_stream_fetches_only_what_its_reader_waits_for():
-    room = threading.Event()
-    stream = _stream(ahead=8, room=room.is_set)
+    stream = _stream(ahead=8, budget=1)  # the streams may hold 1 block ahead in all
     thread = _run(stream)
     try:
         assert _until(lambda: stream.next == 1)  # block 0, then no room for more
@@ -75,9 +75,9 @@ def test_without_room_the_stream_fetches_only_what_its_reader_waits_for():
         stream.wait_for(3)  # the reader needs block 3: blocks 1-3 come, nothing after
         assert stream.next == 4
         assert not _until(lambda: stream.next > 4, timeout_s=0.3)
-        with stream.cond:
-            room.set()
-            stream.cond.notify_all()
+        with stream.budget.lock:
+            stream.budget.blocks = 100
+            stream.budget.wake_all()
         assert _until(lambda: stream.next == 12)  # room again: a full window ahead
     finally:
         stream.end()
