@@ -305,8 +305,10 @@ class PortalFS:
         # allowing for requests answered out of order.
         sequential = abs(offset - handle.next_offset) <= self.config.reorder_bytes
         if sequential:
-            start = min(offset, handle.next_offset)
-            self.reader.stream(portal_path, open_file.etag, open_file.size, start, fh)
+            # A read behind the run's end is a late request, or a reader going backwards
+            # (tac): it starts a stream if there is none, never replaces one.
+            start, ahead = min(offset, handle.next_offset), offset >= handle.next_offset
+            self.reader.stream(portal_path, open_file.etag, open_file.size, start, fh, ahead)
         try:
             data = self.reader.read(portal_path, open_file.etag, open_file.size, offset, size, fh)
         except errors.ConflictError:

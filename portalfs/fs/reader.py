@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -38,25 +39,65 @@ class RangeSource(Protocol):
     ) -> Iterator[bytes]: ...
 
 
+# A reader that has not moved for this long gives its read-ahead back when another needs
+# the room (`less` on a big file, a handle a program keeps open after reading its start).
+IDLE_S = 5.0
+
+
 class _Budget:
     """What the read-ahead streams of one RemoteReader share: their registry (by reader),
-    the number of blocks they may hold read ahead together, and the lock that guards them
-    all. Each stream waits on a condition of its own on that lock, so an arriving block
-    wakes its own reader, not every thread of every stream."""
+    the number of blocks they may hold read ahead together, the largest window, and the
+    lock that guards them all. Each stream waits on a condition of its own on that lock, so
+    an arriving block wakes its own reader, not every thread of every stream. Methods
+    other than window() are called under the lock."""
 
-    def __init__(self, blocks: int) -> None:
-        self.blocks = blocks
+    def __init__(self, blocks: int, max_window: int) -> None:
+        self.blocks, self.max_window = blocks, max_window
         self.lock = threading.RLock()
         self.streams: dict[int, _Stream] = {}
 
+    def window(self, streams: int) -> int:
+        """Each stream's window when `streams` are going: an equal share of the budget."""
+        return min(self.max_window, self.blocks // max(1, streams))
+
+    def going(self) -> int:
+        return sum(not s.ended for s in self.streams.values())
+
+    def share_out(self) -> None:
+        window = self.window(self.going())
+        for stream in self.streams.values():
+            stream.resize(window)
+
     def room(self) -> bool:
-        """Whether the streams may hold one more block read ahead (under the lock)."""
-        return sum(s.held() for s in self.streams.values()) < self.blocks
+        """Whether the streams may hold one more block read ahead; if not, the streams of
+        readers idle for IDLE_S give theirs back."""
+        if self._held() < self.blocks:
+            return True
+        now = time.monotonic()
+        idle = [
+            (reader, stream)
+            for reader, stream in self.streams.items()
+            if stream.held() and now - stream.moved_at > IDLE_S
+        ]
+        for reader, stream in idle:
+            self.retire(reader, stream)
+        return bool(idle) and self._held() < self.blocks
+
+    def retire(self, reader: int, stream: _Stream) -> None:
+        """End a stream and hand back the blocks it kept; the others' windows grow."""
+        if self.streams.get(reader) is stream:
+            del self.streams[reader]
+        stream.end()
+        stream.passed(stream.unread())
+        self.share_out()
 
     def wake_all(self) -> None:
-        """Room again: streams that paused for it may go on (under the lock)."""
+        """Room again: streams that paused for it may go on."""
         for stream in self.streams.values():
             stream.cond.notify_all()
+
+    def _held(self) -> int:
+        return sum(s.held() for s in self.streams.values())
 
 
 class _Stream:
@@ -89,6 +130,7 @@ class _Stream:
         self.cond = threading.Condition(budget.lock)
         self.next = first  # the next block to arrive
         self.position = first  # the block the reader is at
+        self.moved_at = time.monotonic()  # when the reader last moved on
         self.ended = False
         self.ahead = self.resume_gap = 1
 
@@ -113,10 +155,15 @@ class _Stream:
         with self.cond:
             return not self.ended and self.next <= index < min(self.next + self.ahead, self.last)
 
-    def advance(self, index: int) -> None:
-        """The reader is at block `index` (cached or not): the stream may go on."""
+    def advance(self, index: int) -> bool:
+        """The reader is at block `index` (cached or not): the stream may go on. False:
+        `index` is beyond the stream's reach, which should end rather than download all the
+        blocks in between."""
         with self.cond:
+            if not self.ended and index >= self.next + self.ahead:
+                return False
             self._advance(index)
+            return True
 
     def wait_for(self, index: int) -> None:
         """Until block `index` has arrived or the stream ended."""
@@ -127,6 +174,7 @@ class _Stream:
 
     def _advance(self, index: int) -> None:
         if index > self.position:
+            self.moved_at = time.monotonic()
             kept = self._kept()
             others_paused = not self.budget.room()  # they may go on once this holds less
             self.position = index
@@ -184,9 +232,9 @@ class RemoteReader:
         self.blocks = blocks
         self.ahead_blocks = ahead_blocks
         self.lag_blocks = lag_blocks  # kept behind a reader, for its late requests
-        # Blocks read ahead stay, unevictable, until taken. All streams together hold at
-        # most half the cache, so the blocks already read keep the other half.
-        self._budget = _Budget(blocks.max_bytes // blocks.block_bytes // 2)
+        # Blocks read ahead stay, unevictable, until taken. All streams together hold
+        # about half the cache, so the blocks already read keep the other half.
+        self._budget = _Budget(blocks.max_bytes // blocks.block_bytes // 2, ahead_blocks)
         self._streams = self._budget.streams  # by reader (file handle)
 
     def read(
@@ -203,10 +251,12 @@ class RemoteReader:
             parts.append(block[lo : end - index * bs])
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def stream(self, portal_path: str, etag: str, size: int, offset: int, reader: int) -> None:
-        """Make sure a read-ahead stream from `offset` to the end of the file serves `reader`.
-        With more files read at once than the budget has blocks for, the newest go without
-        (one GET per block)."""
+    def stream(
+        self, portal_path: str, etag: str, size: int, offset: int, reader: int, replace: bool = True
+    ) -> None:
+        """Make sure a read-ahead stream from `offset` to the end of the file serves `reader`;
+        without `replace`, only if the reader has none. With more files read at once than the
+        budget has blocks for, the newest go without (one GET per block)."""
         bs = self.blocks.block_bytes
         index, last = offset // bs, (size + bs - 1) // bs
         if index >= last:
@@ -216,53 +266,41 @@ class RemoteReader:
             # The next read that misses the cache starts a stream from there.
             return
         with self._budget.lock:
-            current = self._streams.pop(reader, None)
-            if current and current.etag == etag and current.covers(index):
-                self._streams[reader] = current
+            current = self._streams.get(reader)
+            if current and (not replace or (current.etag == etag and current.covers(index))):
                 return
+            if current:
+                self._budget.retire(reader, current)
             new = None
-            if self._window(len(self._streams) + 1) > 0:
+            if self._budget.window(self._budget.going() + 1) > 0:
                 passed = functools.partial(self._release, portal_path, etag)
                 new = _Stream(portal_path, etag, index, last, self._budget, passed, self.lag_blocks)
                 self._streams[reader] = new
-            self._share_out()
-            if current:
-                self._end(current)
+                self._budget.share_out()
         if new:
             threading.Thread(target=self._run, args=(new, size), daemon=True, name="stream").start()
 
     def forget(self, reader: int) -> None:
         """The reader closed: stop its stream."""
         with self._budget.lock:
-            stream = self._streams.pop(reader, None)
-            self._share_out()
+            stream = self._streams.get(reader)
             if stream:
-                self._end(stream)
-
-    def _window(self, streams: int) -> int:
-        return min(self.ahead_blocks, self._budget.blocks // streams)
-
-    def _share_out(self) -> None:
-        """Every stream's window: an equal share of the budget (under its lock)."""
-        for stream in self._streams.values():
-            stream.resize(self._window(len(self._streams)))
+                self._budget.retire(reader, stream)
 
     def _release(self, portal_path: str, etag: str, indices: Iterable[int]) -> None:
         self.blocks.release(BlockKey(portal_path, etag, index) for index in indices)
-
-    def _end(self, stream: _Stream) -> None:
-        stream.end()
-        self._release(stream.portal_path, stream.etag, stream.unread())
 
     def _block(self, key: BlockKey, size: int, reader: int) -> bytes:
         data = self.blocks.get(key)
         with self._budget.lock:
             stream = self._streams.get(reader)
         if data is not None:
-            if stream and stream.etag == key.etag:
-                # Blocks read from the cache move the reader on too, so the stream keeps
-                # the window full instead of stopping until the reader hits its edge.
-                stream.advance(key.index)
+            if stream and stream.etag == key.etag and not stream.advance(key.index):
+                # A jump onto a cached block beyond the stream's reach: its bytes in between
+                # are not wanted. (Blocks read from the cache move the reader on too, so the
+                # stream keeps the window full instead of stopping at its edge.)
+                with self._budget.lock:
+                    self._budget.retire(reader, stream)
             return data
         if stream and stream.etag == key.etag and stream.covers(key.index):
             stream.wait_for(key.index)
@@ -314,6 +352,5 @@ class RemoteReader:
 
     def close(self) -> None:
         with self._budget.lock:
-            streams, self._streams = list(self._streams.values()), {}
-            for stream in streams:
-                self._end(stream)
+            for reader, stream in list(self._streams.items()):
+                self._budget.retire(reader, stream)

@@ -230,7 +230,7 @@ def test_reads_after_the_read_ahead_finished_send_no_second_get(make_fs, portal,
 
 
 def test_read_ahead_requests_answered_out_of_order_share_one_get(make_fs, portal, wait_until):
-    fs = make_fs(block_bytes=4096, readahead_blocks=8)
+    fs = make_fs(block_bytes=4096, readahead_blocks=8, kernel_readahead_kb=8)
     data = os.urandom(6 * 4096)
     write_file(fs, "/o.bin", data)
     gets = portal.server.app.state.metrics.count("GET", "storage_get")
@@ -249,7 +249,7 @@ def test_read_ahead_requests_answered_out_of_order_share_one_get(make_fs, portal
 def test_files_read_at_once_share_the_cache_and_keep_one_get_each(make_fs, portal, wait_until):
     # Four sequential readers with read-ahead windows of 8 blocks, and room for 8 blocks in
     # all: a window's blocks must not push out those another reader has yet to take.
-    fs = make_fs(block_bytes=4096, readahead_blocks=8, cache_bytes=8 * 4096)
+    fs = make_fs(block_bytes=4096, readahead_blocks=8, cache_bytes=8 * 4096, kernel_readahead_kb=8)
     files = {f"/c{i}.bin": os.urandom(24 * 4096) for i in range(4)}
     for name, data in files.items():
         write_file(fs, name, data)
@@ -269,20 +269,46 @@ def _streaming() -> bool:
     return any(t.name == "stream" for t in threading.enumerate())
 
 
-def test_a_jump_past_the_read_ahead_window_is_fetched_not_streamed_to(make_fs):
+def test_a_jump_past_the_read_ahead_window_is_fetched_not_streamed_to(make_fs, wait_until):
     from portalfs.cache.blocks import BlockKey
 
-    fs = make_fs(block_bytes=4096, readahead_blocks=2)
+    fs = make_fs(block_bytes=4096, readahead_blocks=2, kernel_readahead_kb=8)
     data = os.urandom(64 * 4096)
     write_file(fs, "/j.bin", data)
     fh = fs.open("/j.bin", os.O_RDONLY)
     assert fs.read(fh, 0, 4096) == data[:4096]  # a stream with a window of 2 blocks
-    assert fs.read(fh, 60 * 4096, 100) == data[60 * 4096 : 60 * 4096 + 100]
+    at = 60 * 4096
+    assert fs.read(fh, at, 100) == data[at : at + 100]
+    assert fs.read(fh, at + 100, 100) == data[at + 100 : at + 200]  # the same block again
+    wait_until(lambda: not _streaming(), what="the stream to end")
     etag = fs.metadata.lookup("/j.bin").etag
-    # The stream stays near the reader's position: the jump did not make it download the
-    # 59 blocks in between first.
+    # Neither read made the stream download the 59 blocks in between.
     between = [BlockKey("j.bin", etag, i) for i in range(1, 60)]
     assert sum(fs.reader.blocks.get(key) is not None for key in between) <= 4
+    fs.release(fh)
+
+
+def test_a_reader_going_backwards_does_not_restart_the_stream_each_block(make_fs, monkeypatch):
+    from portalfs.fs import reader
+
+    started: list[int] = []
+    init = reader._Stream.__init__
+
+    def counted(stream, *args, **kwargs) -> None:
+        init(stream, *args, **kwargs)
+        started.append(stream.first)
+
+    monkeypatch.setattr(reader._Stream, "__init__", counted)
+    fs = make_fs(block_bytes=4096, readahead_blocks=4, kernel_readahead_kb=8)
+    data = os.urandom(32 * 4096)
+    write_file(fs, "/b.bin", data)
+    fh = fs.open("/b.bin", os.O_RDONLY)
+    for index in range(31, 15, -1):  # tac: the last block first, then each one before
+        offset = index * 4096
+        assert fs.read(fh, offset, 4096) == data[offset : offset + 4096]
+    # Each block is one ranged GET; a new stream to the end of the file for each (what it
+    # was) downloaded the blocks already read again.
+    assert len(started) <= 1
     fs.release(fh)
 
 

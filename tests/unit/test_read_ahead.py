@@ -5,7 +5,7 @@ for; and it hands back the blocks its reader passed."""
 
 import threading
 
-from portalfs.fs.reader import _Budget, _Stream
+from portalfs.fs.reader import IDLE_S, _Budget, _Stream
 
 
 def _until(cond, timeout_s: float = 5.0) -> bool:
@@ -23,7 +23,7 @@ def _until(cond, timeout_s: float = 5.0) -> bool:
 
 
 def _stream(ahead: int, budget: int = 100, passed=lambda indices: None) -> _Stream:
-    shared = _Budget(budget)
+    shared = _Budget(budget, max_window=100)
     stream = shared.streams[1] = _Stream("p", "etag", 0, 100, shared, passed)
     stream.resize(ahead)
     return stream
@@ -92,8 +92,9 @@ def test_blocks_the_reader_passes_are_handed_back_taken_or_skipped():
         assert _until(lambda: stream.next == 9)
         stream.advance(1)
         stream.wait_for(5)  # skips blocks 2-4
+        assert _until(lambda: stream.next == 14)  # the window, full again from block 5
         assert handed == [0, 1, 2, 3, 4]
-        assert list(stream.unread()) == list(range(5, stream.next))
+        assert list(stream.unread()) == list(range(5, 14))
     finally:
         stream.end()
         thread.join(5)
@@ -117,8 +118,40 @@ def test_the_blocks_just_behind_the_reader_stay_for_its_late_requests():
     try:
         assert _until(lambda: stream.next == 9)
         stream.wait_for(5)  # block 4, answered after 5, may still be asked for
+        assert _until(lambda: stream.next == 14)
         assert handed == [0, 1, 2]
-        assert list(stream.unread()) == list(range(3, stream.next))
+        assert list(stream.unread()) == list(range(3, 14))
     finally:
         stream.end()
+        thread.join(5)
+
+
+def test_a_reader_jumping_beyond_the_streams_reach_does_not_move_it_on():
+    stream = _stream(ahead=2)
+    thread = _run(stream)
+    try:
+        assert _until(lambda: stream.next == 3)
+        assert stream.advance(600) is False  # the caller ends the stream instead
+        assert stream.next == 3 and stream.position == 0
+        assert stream.advance(2) is True
+    finally:
+        stream.end()
+        thread.join(5)
+
+
+def test_an_idle_readers_read_ahead_is_given_back_when_another_needs_room():
+    handed: list[int] = []
+    idle = _stream(ahead=4, budget=4, passed=handed.extend)
+    budget = idle.budget
+    thread = _run(idle)
+    try:
+        assert _until(lambda: idle.next == 4)  # 4 blocks ahead of its reader: the whole budget
+        assert not budget.room()  # its reader moved a moment ago: it keeps them
+        idle.moved_at -= IDLE_S + 1
+        with budget.lock:
+            assert budget.room()  # now it gives them back
+        assert idle.ended and 1 not in budget.streams
+        assert handed == [0, 1, 2, 3]
+    finally:
+        idle.end()
         thread.join(5)
