@@ -230,7 +230,6 @@ class RemoteReader:
         self.links = links
         self.source = source
         self.blocks = blocks
-        self.ahead_blocks = ahead_blocks
         self.lag_blocks = lag_blocks  # kept behind a reader, for its late requests
         # Blocks read ahead stay, unevictable, until taken. All streams together hold
         # about half the cache, so the blocks already read keep the other half.
