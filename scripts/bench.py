@@ -910,15 +910,11 @@ class Bench:
 
 
 def _dd_read(path: Path) -> None:
-    subprocess.run(
-        ["dd", f"if={path}", "of=/dev/null", "bs=1M"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    _dd_all(path.parent, [path.name])
 
 
 def _dd_all(point: Path, names: list[str]) -> None:
+    """`dd bs=1M` of every file at once, each to /dev/null."""
     procs = [
         subprocess.Popen(
             ["dd", f"if={point / name}", "of=/dev/null", "bs=1M"],
@@ -927,8 +923,9 @@ def _dd_all(point: Path, names: list[str]) -> None:
         )
         for name in names
     ]
-    if any(proc.wait() for proc in procs):
-        raise RuntimeError("a dd of the files read at once failed")
+    failed = [proc for proc in procs if proc.wait()]  # every one waited for
+    if failed:
+        raise subprocess.CalledProcessError(failed[0].returncode, failed[0].args)
 
 
 def make_small_tree(root: Path, count: int, size: int) -> None:
