@@ -382,20 +382,9 @@ def mount(
     cache = Path(tempfile.mkdtemp(dir=workdir, prefix="cache-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
     env.update(portal.env(member), HOME=str(workdir))
-    proc = subprocess.Popen(
-        [PY, "-m", "portalfs", "mount", str(point), "-f", "--cache-dir", str(cache), *flags],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, "mount")
-        # The read-ahead knob is set just after the mount appears.
-        wait_for(lambda: _readahead_set(point), 5, "read-ahead")
-        yield point, proc.pid
-    finally:
-        subprocess.run(["fusermount3", "-u", str(point)], check=False)
-        proc.wait(30)
+    cmd = [PY, "-m", "portalfs", "mount", str(point), "-f", "--cache-dir", str(cache), *flags]
+    with _serving(cmd, env, point, "mount") as pid:
+        yield point, pid
 
 
 @contextmanager
@@ -407,16 +396,20 @@ def minimal_mount(
     env = dict(
         os.environ, MINIMAL_MOUNT_URL=download_url(portal, name), MINIMAL_MOUNT_SIZE=str(size)
     )
-    proc = subprocess.Popen(
-        [PY, str(Path(__file__).with_name("minimal_mount.py")), str(point)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [PY, str(Path(__file__).with_name("minimal_mount.py")), str(point)]
+    with _serving(cmd, env, point, "minimal mount") as pid:
+        yield point, pid
+
+
+@contextmanager
+def _serving(cmd: list[str], env: dict[str, str], point: Path, what: str) -> Iterator[int]:
+    """Run a FUSE daemon in the foreground until its mount is up; unmount it at the end."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, "minimal mount")
+        wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, what)
+        # The read-ahead knob is set just after the mount appears.
         wait_for(lambda: _readahead_set(point), 5, "read-ahead")
-        yield point, proc.pid
+        yield proc.pid
     finally:
         subprocess.run(["fusermount3", "-u", str(point)], check=False)
         proc.wait(30)
