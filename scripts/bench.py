@@ -354,21 +354,8 @@ def peer_mount(kind: str, aws: dict[str, str], workdir: Path) -> Iterator[Path]:
             "-o",
             f"url={aws['AWS_ENDPOINT_URL']},use_path_request_style,passwd_file={passwd}",
         ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, kind)
-        if not os.path.ismount(point):
-            raise RuntimeError(f"{kind} did not mount")
+    with _serving(cmd, env, point, kind, readahead=False):
         yield point
-    finally:
-        for tool in ("fusermount3", "fusermount"):
-            if shutil.which(tool):
-                subprocess.run([tool, "-u", str(point)], check=False, capture_output=True)
-                break
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # ----------------------------------------------------------------------------- mounts
@@ -393,26 +380,34 @@ def minimal_mount(
 ) -> Iterator[tuple[Path, int]]:
     """scripts/minimal_mount.py serving `name` as <point>/file: the floor of any Python mount."""
     point = Path(tempfile.mkdtemp(dir=workdir, prefix="minimal-"))
-    env = dict(
-        os.environ, MINIMAL_MOUNT_URL=download_url(portal, name), MINIMAL_MOUNT_SIZE=str(size)
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env.update(MINIMAL_MOUNT_URL=download_url(portal, name), MINIMAL_MOUNT_SIZE=str(size))
     cmd = [PY, str(Path(__file__).with_name("minimal_mount.py")), str(point)]
     with _serving(cmd, env, point, "minimal mount") as pid:
         yield point, pid
 
 
 @contextmanager
-def _serving(cmd: list[str], env: dict[str, str], point: Path, what: str) -> Iterator[int]:
-    """Run a FUSE daemon in the foreground until its mount is up; unmount it at the end."""
+def _serving(
+    cmd: list[str], env: dict[str, str], point: Path, what: str, readahead: bool = True
+) -> Iterator[int]:
+    """Run a FUSE daemon until its mount is up (and, with `readahead`, has raised its
+    read-ahead, as portalfs does just after the mount appears); unmount it at the end."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 30, what)
-        # The read-ahead knob is set just after the mount appears.
-        wait_for(lambda: _readahead_set(point), 5, "read-ahead")
+        if not os.path.ismount(point):
+            raise RuntimeError(f"{what} did not mount (exit status {proc.poll()})")
+        if readahead:
+            wait_for(lambda: _readahead_set(point), 5, "read-ahead")
         yield proc.pid
     finally:
-        subprocess.run(["fusermount3", "-u", str(point)], check=False)
-        proc.wait(30)
+        subprocess.run(["fusermount3", "-u", str(point)], check=False, capture_output=True)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # hung: leave neither it nor its mount behind
+            proc.kill()
+            subprocess.run(["fusermount3", "-uz", str(point)], check=False, capture_output=True)
 
 
 def _readahead_set(point: Path) -> bool:
@@ -956,18 +951,24 @@ def _dd_read(path: Path) -> None:
 
 
 def _dd_all(point: Path, names: list[str]) -> None:
-    """`dd bs=1M` of every file at once, each to /dev/null."""
+    """`dd bs=1M` of every file at once, each to /dev/null; each must read the whole file
+    (a short read would pass for a fast one)."""
+    sizes = [(point / name).stat().st_size for name in names]
     procs = [
         subprocess.Popen(
             ["dd", f"if={point / name}", "of=/dev/null", "bs=1M"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name in names
     ]
-    failed = [proc for proc in procs if proc.wait()]  # every one waited for
-    if failed:
-        raise subprocess.CalledProcessError(failed[0].returncode, failed[0].args)
+    reports = [proc.communicate()[1] for proc in procs]  # every one waited for
+    for proc, size, report in zip(procs, sizes, reports, strict=True):
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=report)
+        if f"\n{size} bytes" not in "\n" + report:
+            raise RuntimeError(f"{proc.args[1]}: dd read less than {size} bytes: {report!r}")
 
 
 def make_small_tree(root: Path, count: int, size: int) -> None:

@@ -26,6 +26,7 @@ os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # before mfusepy loads a li
 
 import mfusepy
 import requests
+import urllib3
 
 NAME = "/file"
 
@@ -59,22 +60,47 @@ class MinimalMount(mfusepy.Operations):
         return 0
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        size = min(size, self.size - offset)
+        if size <= 0:
+            return b""
         with self.mu:
             if offset in self.early:
                 return self.early.pop(offset)
             if offset >= self.position:
                 if self.response is None:
-                    self.response = self.session.get(self.url, stream=True)
+                    self.response = self._get({}, 200)
                 while self.position < offset:
-                    piece = self.response.raw.read(min(size, offset - self.position))
+                    piece = self._next(min(size, offset - self.position))
                     self.early[self.position] = piece
                     self.position += len(piece)
-                data = self.response.raw.read(min(size, self.size - offset))
+                data = self._next(size)
                 self.position += len(data)
                 return data
         # Behind the stream (a second reader): a ranged GET of its own.
-        headers = {"Range": f"bytes={offset}-{offset + size - 1}"}
-        return requests.get(self.url, headers=headers).content
+        response = self._get({"Range": f"bytes={offset}-{offset + size - 1}"}, 206)
+        return response.content
+
+    def _get(self, headers: dict[str, str], status: int) -> requests.Response:
+        # Errors carry no URL: the signed link is a secret, and requests puts it in its own.
+        try:
+            response = self.session.get(self.url, headers=headers, stream=True)
+        except requests.RequestException:
+            raise mfusepy.FuseOSError(errno.EIO) from None
+        if response.status_code != status:
+            raise mfusepy.FuseOSError(errno.EIO)
+        return response
+
+    def _next(self, count: int) -> bytes:
+        """The stream's next `count` bytes; EIO if it ends or breaks first (no short reads,
+        which the kernel would take for the end of the file and the bench for speed)."""
+        assert self.response is not None
+        try:
+            data = self.response.raw.read(count)
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise mfusepy.FuseOSError(errno.EIO) from None
+        if len(data) != count:
+            raise mfusepy.FuseOSError(errno.EIO)
+        return data
 
 
 def _raise_readahead(point: Path) -> None:
