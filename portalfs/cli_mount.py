@@ -128,7 +128,10 @@ def cmd_mount(args: argparse.Namespace) -> int:
         mount.check_mountpoint(mountpoint)
     except mount.MountError as exc:
         raise UsageError(str(exc)) from None
-    PortalClient(creds, Transport(HttpConfig())).info()  # a wrong token fails here, unmounted
+    transport = Transport(HttpConfig(read_timeout_s=args.timeout))
+    # A wrong token fails here, unmounted. The mount goes on with this transport, so its
+    # first request finds the connection open (and, on https, the TLS handshake done).
+    PortalClient(creds, transport).info()
     config = _mount_config(args, creds)
     hold_cache_dir(Path(config.cache_dir))
     if not args.cache_dir:
@@ -137,7 +140,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
     def start(ready: Callable[[], None] | None) -> None:
         mount.run(
-            build_portalfs(creds, config, HttpConfig(read_timeout_s=args.timeout)),
+            build_portalfs(creds, config, transport=transport),
             mountpoint,
             options,
             ready,

@@ -29,9 +29,13 @@ def private_dir(path: Path) -> Path:
 
 
 def build_portalfs(
-    credentials: Credentials, config: MountConfig, http: HttpConfig | None = None
+    credentials: Credentials,
+    config: MountConfig,
+    http: HttpConfig | None = None,
+    transport: Transport | None = None,
 ) -> PortalFS:
-    transport = Transport(http or HttpConfig())
+    """`transport`: one already used (its connections are reused); else a new one of `http`."""
+    transport = transport or Transport(http or HttpConfig())
     portal = PortalClient(credentials, transport)
     storage = StorageClient(transport, config.block_bytes)
 

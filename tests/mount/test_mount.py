@@ -417,6 +417,18 @@ def test_many_small_files_reuse_connections(mount_portal, portal, tmp_path):
     assert metrics.connections - before <= 4
 
 
+def test_the_first_listing_reuses_the_connection_of_the_credential_check(mount_portal, portal):
+    # Before the mount comes up, `portalfs mount` checks the credentials (portal info). The
+    # mount goes on with that connection, so its first request pays no connection set-up:
+    # one round trip less for the first ls (more on https, with the TLS handshake).
+    metrics = portal.server.app.state.metrics
+    before = metrics.connections, metrics.count("GET", "portal_info")
+    m = mount_portal()
+    assert run("ls", str(m.path)).returncode == 0
+    assert metrics.count("GET", "portal_info") == before[1] + 1
+    assert metrics.connections == before[0] + 1
+
+
 def test_ls_lr_gets_attributes_with_the_listing(mount_portal, tmp_path):
     # READDIRPLUS answered with attributes: the kernel needs no LOOKUP per listed file.
     src = tmp_path / "tree"
