@@ -28,6 +28,10 @@ import mfusepy
 import requests
 import urllib3
 
+# The daemon's own set-up, so the two mounts differ only in what serves the reads.
+from portalfs.config import MountConfig
+from portalfs.fuse.mount import limit_malloc_growth, tune_readahead
+
 NAME = "/file"
 
 
@@ -104,23 +108,21 @@ class MinimalMount(mfusepy.Operations):
 
 
 def _raise_readahead(point: Path) -> None:
-    """The kernel read-ahead portalfs sets (1 MiB), once the mount is there."""
+    """The kernel read-ahead portalfs sets, once the mount is there."""
     while not os.path.ismount(point):
         time.sleep(0.005)
-    dev = os.stat(point).st_dev
-    Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text("1024")
+    tune_readahead(point, MountConfig.kernel_readahead_kb)
 
 
 def main() -> None:
     point = Path(sys.argv[1])
-    # Page faults, not FUSE, would decide the figure without these. Like portalfs's daemon:
-    # 1 MiB buffers from one heap, not each a fresh mapping. Unlike it: the heap is not
-    # trimmed each time the one buffer in use is freed at its top (portalfs's block cache
-    # keeps its heap's top in use); that doubled this mount's CPU per GiB in some reads.
-    libc = ctypes.CDLL(None)
-    libc.mallopt(-8, 1)  # M_ARENA_MAX
-    libc.mallopt(-3, 2 * 1024 * 1024)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
+    # Page faults, not FUSE, would decide the figure without these. portalfs's daemon's
+    # settings (1 MiB buffers from one heap, not each a fresh mapping), and one more: the
+    # heap is not trimmed each time the one buffer in use is freed at its top (portalfs's
+    # block cache keeps its heap's top in use); that doubled this mount's CPU per GiB in
+    # some reads.
+    limit_malloc_growth()
+    ctypes.CDLL(None).mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
     threading.Thread(target=_raise_readahead, args=(point,), daemon=True).start()
     operations = MinimalMount(
         os.environ["MINIMAL_MOUNT_URL"], int(os.environ["MINIMAL_MOUNT_SIZE"])
