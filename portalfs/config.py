@@ -25,6 +25,9 @@ class HttpConfig:
     # Connections kept per host: more than libfuse's 64 threads plus read-ahead streams
     # and transfer workers use at once, so none is dropped and reopened under load.
     pool_size: int = 96
+    # A server that could not be reached is tried again this often (one request, once);
+    # requests in between fail at once instead of each spending its retries.
+    probe_interval_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class MountConfig:
     list_ahead_folders: int = 16
     # How often files left in the journal of unsent files are tried again while mounted.
     resend_interval_s: float = 30.0
+    # The largest file the mount accepts: a write() past it is EFBIG at once.
+    max_file_bytes: int = MAX_SINGLE_PUT_BYTES
     read_only: bool = False
     allow_delete: bool = False
     uid: int = 0

@@ -18,7 +18,11 @@ from portalfs.server.runner import ServerHandle, run_in_thread
 from tests.faultproxy import FaultProxy
 
 # Fast failure in tests: a dead server should not cost 30 s of retries.
-TEST_HTTP = HttpConfig(connect_timeout_s=2, read_timeout_s=10, max_attempts=3, backoff_max_s=0.2)
+# probe_interval_s=0: a server found unreachable is tried (once) on every request, so a
+# test that restarts it needs no wait; tests of the fast failure set their own interval.
+TEST_HTTP = HttpConfig(
+    connect_timeout_s=2, read_timeout_s=10, max_attempts=3, backoff_max_s=0.2, probe_interval_s=0
+)
 
 
 @dataclass

@@ -59,6 +59,11 @@ class UnavailableError(PortalError):
     """The server could not be reached or kept failing (connection errors, timeouts, 5xx)."""
 
 
+class ServerDownError(UnavailableError):
+    """Not sent: the server was found unreachable moments ago and is only probed now and then
+    until it answers again."""
+
+
 class RateLimitedError(UnavailableError):
     """The server kept answering 429 beyond the retry budget."""
 

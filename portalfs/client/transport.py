@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from ..config import HttpConfig
 from . import errors
+from .reachability import Reachability
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ class Transport:
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
         self._proxies_for = functools.lru_cache(maxsize=64)(_environment_proxies)
+        self.reachability = Reachability(config.probe_interval_s)
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[requests.Session]:
@@ -187,17 +189,24 @@ class Transport:
         """
         if urlsplit(url).scheme not in ("http", "https"):
             raise errors.ProtocolError(f"{what}: refusing a URL that is not http(s)")
+        origin = _origin(url)
+        # A server found unreachable is probed with one try now and then; meanwhile
+        # requests fail at once, so a copy of 300 files fails in seconds, not minutes.
+        attempts = self.config.max_attempts if self.reachability.admit(origin, what) else 1
         attempt = 0
         while True:
             attempt += 1
-            last = attempt >= self.config.max_attempts
+            last = attempt >= attempts
             try:
                 resp = self._send_once(method, url, what, headers, json, body, stream)
             except errors.UnavailableError as exc:
+                if last and _never_sent(exc):  # it did not reach the server at all
+                    self.reachability.unreachable(origin, str(exc).partition(": ")[2])
                 if last or not (idempotent or _never_sent(exc)):
                     raise
                 self.backoff(attempt, None, what, str(exc))
                 continue
+            self.reachability.answered(origin)
             if resp.status_code in ok:
                 return resp
             error = error_for_response(resp, what, storage=storage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..cache.blocks import BlockCache
@@ -14,11 +15,14 @@ from ..client.transport import Transport
 from ..config import HttpConfig, MountConfig
 from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
+from ..write.spool import clear_leftovers
 from ..write.upload import Uploader
 from . import paths
 from .filesystem import PortalFS
 from .listing import entries_of
 from .reader import RemoteReader
+
+log = logging.getLogger(__name__)
 
 
 def private_dir(path: Path) -> Path:
@@ -52,8 +56,10 @@ def build_portalfs(
     blocks = BlockCache(config.block_bytes, config.cache_bytes)
     lag_blocks = -(-config.reorder_bytes // config.block_bytes)
     reader = RemoteReader(links, storage, blocks, config.readahead_blocks, lag_blocks)
-    journal = Journal(private_dir(cache_dir / "unsent"))
+    journal = Journal(private_dir(cache_dir / "unsent"), private_dir(cache_dir / "refused"))
     spool_dir = private_dir(cache_dir / "spool")
+    if removed := clear_leftovers(spool_dir):
+        log.info("removed %d unfinished files a mount that died left in %s", removed, spool_dir)
     uploader = Uploader(portal, storage)
 
     def sent(entry: Unsent) -> None:

@@ -8,6 +8,7 @@ each OpenFile's own lock guards its spool. Lock order: OpenFile.lock, then _lock
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
@@ -24,10 +25,10 @@ from ..client.models import md5_from_etag
 from ..client.portal import PortalClient
 from ..client.storage import StorageClient
 from ..config import MountConfig
-from ..write.journal import Journal
+from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
 from ..write.spool import Spool
-from ..write.upload import Uploader, UploadRequest
+from ..write.upload import Uploader, UploadRequest, refused_for_good
 from . import paths
 from .handles import Handle, OpenFile
 from .listahead import ListAhead
@@ -46,6 +47,16 @@ class Attr:
     nlink: int
     uid: int
     gid: int
+
+
+def _unsent_entry(unsent: Unsent) -> Entry:
+    """A file that waits in the journal: its size, and when its upload failed. No ETag:
+    the portal does not have these bytes yet."""
+    try:
+        mtime_ns = unsent.data_path.stat().st_mtime_ns
+    except OSError:
+        mtime_ns = 0
+    return Entry(paths.split(unsent.portal_path)[1], False, unsent.size, mtime_ns)
 
 
 def fail(code: int, why: str) -> OSError:
@@ -113,6 +124,10 @@ class PortalFS:
                 return Entry(paths.split(path)[1], True)
         if open_file is not None and open_file.spool is not None:
             return Entry(paths.split(path)[1], False, open_file.current_size, open_file.mtime_ns)
+        if self.journal:  # rarely: only while uploads failed and wait to be sent again
+            unsent = self.journal.newest().get(paths.to_portal(path))
+            if unsent is not None:
+                return _unsent_entry(unsent)
         return self.metadata.lookup(path)
 
     def _existing(self, path: str) -> Entry:
@@ -139,6 +154,11 @@ class PortalFS:
             open_files = [f for p, f in self._files.items() if paths.split(p)[0] == path]
         for d in local_dirs:
             entries.setdefault(paths.split(d)[1], Entry(paths.split(d)[1], True))
+        if self.journal:
+            # Files whose upload failed are shown until they are sent, deleted or renamed.
+            for portal_path, unsent in self.journal.newest().items():
+                if paths.split(paths.from_portal(portal_path))[0] == path:
+                    entries[paths.split(portal_path)[1]] = _unsent_entry(unsent)
         for f in open_files:
             if f.spool is not None:
                 name = paths.split(f.path)[1]
@@ -236,10 +256,11 @@ class PortalFS:
                     spool.close()
                     raise
             open_file.spool = spool
-            open_file.pending = truncate or open_file.etag is None
+            open_file.unstored = truncate or open_file.etag is None
         elif truncate:
+            self._before_change(open_file)
             open_file.spool.truncate(0)
-            open_file.pending = True
+            open_file.unstored = True
             open_file.error = None
 
     def _copy_down(self, open_file: OpenFile, spool: Spool) -> None:
@@ -262,21 +283,43 @@ class PortalFS:
         open_file = handle.file
         with open_file.lock:
             try:
-                last = open_file.refs == 1
-                if last and open_file.error is None and (open_file.dirty or open_file.pending):
+                if open_file.refs == 1 and self._unsent_at_release(open_file):
                     self._upload(open_file)
             except (errors.PortalError, OSError) as exc:
-                # release()'s result reaches no one; the bytes are in the journal already.
+                # release()'s result reaches no one: the journal keeps the bytes.
                 log.error("upload of %s on release failed: %s", open_file.path, exc)
+                if open_file.refs == 1 and self._unsent_at_release(open_file):
+                    self._adopt_spool(open_file)
             finally:
                 self._drop_ref(open_file)
+
+    @staticmethod
+    def _unsent_at_release(open_file: OpenFile) -> bool:
+        """Bytes that must still go: not stored, not in the journal, not refused, and the
+        file neither deleted nor left incomplete by a failed write."""
+        return (
+            open_file.unstored
+            and open_file.journaled is None
+            and open_file.error is None
+            and not open_file.unlinked
+        )
+
+    def _adopt_spool(self, open_file: OpenFile) -> None:
+        """The last close of a file whose bytes could be neither stored nor journaled (a full
+        disk): the spool itself goes into the journal instead of being deleted."""
+        spool = open_file.spool
+        try:
+            self.journal.adopt(spool.path, paths.to_portal(open_file.path), spool.size, spool.md5())
+        except OSError as exc:
+            log.error("%s: its bytes are lost: %s", open_file.path, exc)
 
     def _drop_ref(self, open_file: OpenFile) -> None:
         with self._lock:
             open_file.refs -= 1
             if open_file.refs > 0:
                 return
-            self._files.pop(open_file.path, None)
+            if self._files.get(open_file.path) is open_file:
+                del self._files[open_file.path]
         if open_file.spool is not None:
             open_file.spool.close()
             open_file.spool = None
@@ -323,19 +366,21 @@ class PortalFS:
         handle = self._handle(fh)
         if not handle.writable:
             raise fail(errno.EBADF, f"{handle.file.path} is open for reading only")
+        self._refuse_past_limit(handle.file.path, offset + len(data))
         with handle.file.lock:
+            self._before_change(handle.file)
             try:
                 written = handle.file.spool.write(offset, data)
             except OSError as exc:
                 # A file with a hole where a write failed (e.g. ENOSPC) must never be sent.
                 handle.file.error = exc.errno or errno.EIO
                 raise
-            handle.file.dirty = True
-            handle.file.mtime_ns = time.time_ns()
+            self._changed(handle.file)
         return written
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
         self._refuse_if_read_only(path)
+        self._refuse_past_limit(path, length)
         if fh is None:
             fh = self.open(path, os.O_WRONLY | (os.O_TRUNC if length == 0 else 0))
             try:
@@ -348,22 +393,43 @@ class PortalFS:
         with handle.file.lock:
             if handle.file.spool is None:
                 raise fail(errno.EBADF, f"{path} is open for reading only")
+            self._before_change(handle.file)
             handle.file.spool.truncate(length)
-            handle.file.dirty = True
-            handle.file.mtime_ns = time.time_ns()
+            self._changed(handle.file)
+
+    def _refuse_past_limit(self, path: str, size: int) -> None:
+        # Refused at write(), not after the whole file is spooled and sent.
+        if size > self.config.max_file_bytes:
+            limit = self.config.max_file_bytes
+            raise fail(errno.EFBIG, f"{path}: a portal file holds {limit} bytes at most")
+
+    def _before_change(self, open_file: OpenFile) -> None:
+        """The spool is about to change: a journal entry sharing its bytes gets its own copy
+        first (it keeps the version whose upload failed). Raises OSError, e.g. ENOSPC."""
+        if open_file.journaled is not None:
+            self.journal.own_bytes(open_file.journaled)
+            open_file.journaled = None
+
+    @staticmethod
+    def _changed(open_file: OpenFile) -> None:
+        open_file.changed = open_file.unstored = True
+        open_file.mtime_ns = time.time_ns()
 
     def flush(self, fh: int) -> None:
-        """Upload the file if its bytes changed; close() reports the result."""
+        """Upload the file if its bytes changed and are not stored yet; close() reports the
+        result. After a failed upload every flush (and fsync) tries again."""
         open_file = self._handle(fh).file
         with open_file.lock:
-            if open_file.dirty:
+            if open_file.changed and not open_file.unlinked:
                 self._upload(open_file)
 
     fsync = flush
 
     def _upload(self, open_file: OpenFile) -> None:
         """Store the spool's bytes. They enter the journal first and leave it once stored,
-        so nothing is lost if the upload fails or this process dies during it."""
+        so nothing is lost if the upload fails or this process dies during it. Whether the
+        portal holds them already is the portal's word now (the upload link's ETag), never a
+        listing's: a cached one may be stale."""
         if open_file.error is not None:
             raise fail(open_file.error, f"{open_file.path}: an earlier write failed; not sent")
         spool = open_file.spool
@@ -371,16 +437,13 @@ class PortalFS:
         md5, size = spool.md5(), spool.size
         started = time.monotonic()
         with self.journal.sending(portal_path):
-            entry = self.journal.record(spool.path, portal_path, size, md5)
+            entry, unjournaled = open_file.journaled, None
+            if entry is None or not self.journal.holds(entry):
+                entry, unjournaled = self._record(spool, portal_path, size, md5)
             try:
-                known = self.metadata.lookup(open_file.path)
-                etag = known.etag if known else None
-                request = UploadRequest(spool.path, portal_path, size, md5, etag)
-                outcome = self.uploader.upload(request)
-            except (errors.PortalError, OSError):
-                self.journal.keep(entry)
-                # The journal owns these bytes now; release must not keep a second copy.
-                open_file.dirty = open_file.pending = False
+                outcome = self.uploader.upload(UploadRequest(spool.path, portal_path, size, md5))
+            except (errors.PortalError, OSError) as exc:
+                self._not_stored(open_file, entry, exc, unjournaled)
                 raise
             # This entry and any older unsent version of the same file: all superseded now.
             self.journal.forget_path(portal_path)
@@ -391,9 +454,56 @@ class PortalFS:
             size,
             time.monotonic() - started,
         )
-        open_file.dirty = open_file.pending = False
+        open_file.changed = open_file.unstored = False
+        open_file.journaled = None
         open_file.etag, open_file.size = md5, size
         self.metadata.record_stored(open_file.path, size, md5)
+
+    def _record(
+        self, spool: Spool, portal_path: str, size: int, md5: str
+    ) -> tuple[Unsent | None, OSError | None]:
+        try:
+            return self.journal.record(spool.path, portal_path, size, md5), None
+        except OSError as exc:
+            # Most likely the disk is full, spool and journal sharing it: the upload is
+            # still worth trying, and if it fails too the spool is kept (see release).
+            log.warning("%s cannot enter the journal (%s); sending it anyway", portal_path, exc)
+            return None, exc
+
+    def _not_stored(
+        self,
+        open_file: OpenFile,
+        entry: Unsent | None,
+        exc: BaseException,
+        unjournaled: OSError | None,
+    ) -> None:
+        """The upload failed: say where the bytes are now; raises when the real cause is
+        that they could not be journaled either."""
+        if entry is None:
+            assert unjournaled is not None
+            raise fail(
+                unjournaled.errno or errno.EIO,
+                f"{open_file.path} is not stored ({exc}) nor journaled ({unjournaled.strerror})",
+            ) from exc
+        if refused_for_good(exc):
+            with contextlib.suppress(OSError):  # then it stays unsent, and is tried again
+                self.journal.set_aside(entry, str(exc))
+            open_file.changed = open_file.unstored = False  # refused: not sent again
+            return
+        open_file.journaled = entry
+        try:
+            self.journal.make_durable(entry)
+        except OSError as sync_error:
+            log.error("cannot flush the journal entry of %s: %s", open_file.path, sync_error)
+        # While the server is known to be down, one line said so already (reachability).
+        level = logging.INFO if isinstance(exc, errors.ServerDownError) else logging.WARNING
+        log.log(
+            level,
+            "upload of %s failed (%s); its bytes are kept in %s",
+            open_file.path,
+            exc,
+            entry.data_path,
+        )
 
     def busy_paths(self) -> set[str]:
         """Portal paths open for writing: the journal must not resend old versions of them."""
@@ -418,7 +528,21 @@ class PortalFS:
         self._refuse_unless_delete_allowed(path)
         if self._existing(path).is_dir:
             raise fail(errno.EISDIR, path)
-        self.portal.delete(paths.to_portal(path))
+        with self._lock:
+            open_file = self._files.pop(path, None)
+        if open_file is not None:
+            # Open elsewhere: it keeps its bytes until closed, but is never uploaded again.
+            with open_file.lock:
+                open_file.unlinked = True
+        portal_path = paths.to_portal(path)
+        with self.journal.sending(portal_path):
+            unsent = self.journal.has(portal_path)
+            self.journal.forget_path(portal_path)  # deleted: its unsent versions go too
+            try:
+                self.portal.delete(portal_path)
+            except errors.NotFoundError:
+                if not (unsent or open_file):
+                    raise  # never stored, nor about to be: it was not there
         self.metadata.record(path, None)
 
     def rename(self, old: str, new: str) -> None:
@@ -428,9 +552,37 @@ class PortalFS:
         entry = self._existing(old)
         if entry.is_dir:
             raise fail(errno.EPERM, f"{old}: folders cannot be renamed")
-        self.portal.rename(paths.to_portal(old), paths.to_portal(new))
+        with self._lock:
+            moving = self._files.get(old)
+        # Held so that an upload of the open file finishes first, under its old name.
+        with moving.lock if moving else contextlib.nullcontext():
+            self._rename_in_portal(old, new, stored=moving is None or moving.etag is not None)
+            with self._lock:
+                self._files.pop(old, None)
+                replaced = self._files.pop(new, None)
+                if moving is not None:
+                    moving.path = new  # its next upload goes to the new name
+                    self._files[new] = moving
+        if replaced is not None:
+            replaced.unlinked = True
         self.metadata.record(old, None)
-        self.metadata.record_stored(new, entry.size, entry.etag)
+        if moving is None:
+            self.metadata.record_stored(new, entry.size, entry.etag)
+
+    def _rename_in_portal(self, old: str, new: str, stored: bool) -> None:
+        """Rename what the portal holds and what waits to be sent, so that neither lands
+        under the old name later."""
+        old_pp, new_pp = paths.to_portal(old), paths.to_portal(new)
+        with self.journal.sending(old_pp, new_pp):
+            unsent = self.journal.has(old_pp)
+            if stored:
+                try:
+                    self.portal.rename(old_pp, new_pp)
+                except errors.NotFoundError:
+                    if not unsent:
+                        raise
+            self.journal.forget_path(new_pp)  # the file it replaces, unsent versions too
+            self.journal.move_path(old_pp, new_pp)
 
     def start_background(self) -> None:
         """Once mounted: send what earlier runs left unsent, and keep retrying it."""

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..write.journal import Unsent
 from ..write.spool import Spool
 
 
@@ -21,13 +22,21 @@ class OpenFile:
     etag: str | None
     size: int
     spool: Spool | None = None
-    # Bytes changed since the last upload: flush uploads.
-    dirty: bool = False
-    # Created or truncated on open but not uploaded since: release uploads (see SEMANTICS.md).
-    pending: bool = False
+    # Written or truncated through a handle since the last upload that stored it: flush and
+    # fsync upload. Stays set when that upload fails, so the next flush tries again.
+    changed: bool = False
+    # The spool holds bytes the portal may not have (created or truncated on open, or
+    # changed): release uploads them if no flush did (see SEMANTICS.md).
+    unstored: bool = False
+    # The journal entry that holds exactly the spool's bytes after a failed upload: the next
+    # try sends it, and release leaves it to the resender. It shares the spool's inode, so
+    # the spool must not change before the entry has bytes of its own.
+    journaled: Unsent | None = None
     refs: int = 0
     # errno of a failed write: the file is incomplete and is never uploaded.
     error: int | None = None
+    # Deleted while open: nothing is uploaded any more (its bytes live until the last close).
+    unlinked: bool = False
     # Shown as mtime while the file is open for writing: the time of its last change.
     mtime_ns: int = field(default_factory=time.time_ns)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -19,8 +19,10 @@ _QUEUE_CHUNKS = 32
 class RunningMD5:
     """update() in order, hexdigest() at the end; abandon() if the result is not wanted."""
 
-    def __init__(self) -> None:
-        self._digest = hashlib.md5()
+    def __init__(self, start: hashlib._Hash | None = None) -> None:
+        """`start`: an MD5 already fed with the bytes before the first update()."""
+        self._digest = start or hashlib.md5()
+        self._dropping = False
         self._fed = 0
         self._queue: queue.Queue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
@@ -39,7 +41,8 @@ class RunningMD5:
     def _drain(self) -> None:
         # hashlib drops the GIL for large buffers: this runs beside the writer for real.
         while (chunk := self._queue.get()) is not None:
-            self._digest.update(chunk)
+            if not self._dropping:
+                self._digest.update(chunk)
 
     def _finish(self) -> None:
         if self._thread is not None:
@@ -52,5 +55,7 @@ class RunningMD5:
         return self._digest.hexdigest()
 
     def abandon(self) -> None:
-        """Stop the hashing thread; the digest is not wanted any more."""
+        """Stop the hashing thread without hashing what still waits for it: the digest is
+        not wanted any more."""
+        self._dropping = True
         self._finish()

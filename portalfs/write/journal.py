@@ -1,60 +1,88 @@
 """Journal: the durable record of files whose bytes are final but not yet stored in the
-portal, in CACHE_DIR/unsent/. An entry is made before every upload and dropped after it,
-so a failed upload, a dead server or a killed mount loses nothing: the next mount (or
-`portalfs recover`) sends what is left.
+portal, in CACHE_DIR/unsent/, and of files the portal refused for good, in CACHE_DIR/refused/.
+An entry is made before every upload and dropped after it, so a failed upload, a dead server
+or a killed mount loses nothing: the next mount (or `portalfs recover`) sends what is left.
 
-Each entry is a data file and a JSON record (portal path, size, MD5). File names are
-time-ordered random ids, never tokens or user paths. Uploads of one path go one at a time
-(`sending`), so a resent old version can never land after a newer one. Does no network
-I/O itself.
+Each entry is a data file and a JSON record (portal path, size, MD5), named by a sequence
+number that only grows (one more than any entry found at start), never by the clock: a
+clock stepped back cannot make an older version look newer. Names never hold tokens or user
+paths. Uploads of one path go one at a time (`sending`), so a resent old version can never
+land after a newer one. Does no network I/O itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import threading
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+_NAME = re.compile(r"(\d{16})\.(data|json)")
+
 
 @dataclass(frozen=True)
 class Unsent:
-    """One journal entry: where its bytes are and where they go."""
+    """One journal entry: where its bytes are and where they go; `reason` says why the
+    portal refused it (refused entries only)."""
 
+    seq: int
     data_path: Path
     portal_path: str
     size: int
     md5: str
+    reason: str = ""
 
 
 class Journal:
-    """The unsent/ folder (0700, files 0600). Thread-safe: entries are separate files, and
-    per-path locks order the uploads of one path within this process."""
+    """The unsent/ and refused/ folders (0700, files 0600). Thread-safe: entries are separate
+    files, `_guard` guards the in-memory index, and per-path locks order the uploads of one
+    path within this process. Only one process uses a cache folder at a time (the mount's
+    flock), so the index stays true."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, refused_dir: Path | None = None) -> None:
         self.directory = directory
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.refused_dir = refused_dir or directory.with_name("refused")
+        for folder in (directory, self.refused_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._guard = threading.Lock()
         self._sending: dict[str, tuple[threading.Lock, list[int]]] = {}
-        # Entries by portal path, so forgetting a path's entries reads no records. Only one
-        # process uses a cache folder at a time (the mount's flock), so this stays true.
         self._by_path: dict[str, list[Unsent]] = {}
-        for entry in self.entries():
+        entries, self.orphans = _scan(directory)
+        for entry in entries:
             self._by_path.setdefault(entry.portal_path, []).append(entry)
+        refused, _ = _scan(self.refused_dir)
+        known = [e.seq for e in entries + refused] + [_seq_of(p) for p in self.orphans]
+        self._seq = itertools.count(max(known, default=0) + 1)
+        for orphan in self.orphans:
+            log.warning(
+                "%s holds %d bytes whose destination was never recorded (the mount died or "
+                "the disk was full while recording it); kept, not sent",
+                orphan,
+                orphan.stat().st_size,
+            )
 
     @contextlib.contextmanager
-    def sending(self, portal_path: str) -> Iterator[None]:
-        """Held around recording, uploading and forgetting a version of `portal_path`:
-        the mount's own uploads and the resender's take turns, in the order they come."""
+    def sending(self, *portal_paths: str) -> Iterator[None]:
+        """Held around recording, uploading and forgetting a version of a path (or moving
+        one path's versions to another): the mount's own uploads and the resender's take
+        turns, in the order they come. Several paths are locked in sorted order, so two
+        renames in opposite directions cannot deadlock."""
+        with contextlib.ExitStack() as stack:
+            for portal_path in sorted(set(portal_paths)):
+                stack.enter_context(self._path_lock(portal_path))
+            yield
+
+    @contextlib.contextmanager
+    def _path_lock(self, portal_path: str) -> Iterator[None]:
         with self._guard:
             lock, users = self._sending.setdefault(portal_path, (threading.Lock(), [0]))
             users[0] += 1
@@ -67,53 +95,150 @@ class Journal:
                 if users[0] == 0:
                     del self._sending[portal_path]
 
+    def has(self, portal_path: str) -> bool:
+        """Whether an unsent version of `portal_path` waits here."""
+        with self._guard:
+            return portal_path in self._by_path
+
+    def newest(self) -> dict[str, Unsent]:
+        """The newest unsent entry of each portal path."""
+        with self._guard:
+            return {path: max(es, key=_by_seq) for path, es in self._by_path.items()}
+
     def holds(self, entry: Unsent) -> bool:
         """Whether `entry` is still unsent (not forgotten as sent or superseded)."""
-        return entry.data_path.with_suffix(".json").exists()
+        with self._guard:
+            return entry in self._by_path.get(entry.portal_path, ())
 
     def record(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent:
-        """Enter `source` (final bytes) before its upload: a hard link, so it costs no copy."""
-        entry_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
-        data_path = self.directory / f"{entry_id}.data"
+        """Enter `source` (final bytes) before its upload: a hard link, so it costs no copy.
+        Raises OSError (e.g. ENOSPC) and leaves nothing behind if it cannot be recorded."""
+        seq = next(self._seq)
+        entry = Unsent(seq, self.directory / f"{seq:016d}.data", portal_path, size, md5)
         try:
-            os.link(source, data_path)
+            try:
+                os.link(source, entry.data_path)
+            except OSError:
+                _copy_private(source, entry.data_path)
+            _write_record(entry)
         except OSError:
-            _copy_private(source, data_path)
-        tmp = self.directory / f".{entry_id}.json.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"portal_path": portal_path, "size": size, "md5": md5}, f)
-        os.replace(tmp, self.directory / f"{entry_id}.json")
-        entry = Unsent(data_path, portal_path, size, md5)
+            entry.data_path.unlink(missing_ok=True)
+            _record_path(entry).unlink(missing_ok=True)
+            raise
         with self._guard:
             self._by_path.setdefault(portal_path, []).append(entry)
         return entry
 
-    def keep(self, entry: Unsent) -> None:
-        """The upload failed: give the entry bytes of its own (the spool may change next),
-        and say in the log where they are."""
-        private = entry.data_path.with_suffix(".copy")
-        _copy_private(entry.data_path, private)
-        os.replace(private, entry.data_path)
-        log.warning(
-            "upload of %s failed; its bytes are kept in %s", entry.portal_path, entry.data_path
-        )
+    def adopt(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent | None:
+        """The last resort when record() failed and so did the upload: move `source` itself
+        into the journal (a rename needs no free space), then record it. If the record cannot
+        be written either, the bytes stay as an orphan, reported now and at every start and
+        listed by `portalfs recover --list`; returns None then."""
+        seq = next(self._seq)
+        entry = Unsent(seq, self.directory / f"{seq:016d}.data", portal_path, size, md5)
+        os.replace(source, entry.data_path)
+        try:
+            _write_record(entry)
+        except OSError as exc:
+            self.orphans.append(entry.data_path)
+            log.warning(
+                "%s: kept in %s, but its record cannot be written (%s): send it by hand",
+                portal_path,
+                entry.data_path,
+                exc.strerror,
+            )
+            return None
+        with self._guard:
+            self._by_path.setdefault(portal_path, []).append(entry)
+        return entry
 
-    def entries(self) -> Iterator[Unsent]:
-        """Every entry whose record is complete, oldest first."""
-        for record_path in sorted(self.directory.glob("*.json")):
+    def make_durable(self, entry: Unsent) -> None:
+        """The upload failed, so the entry may live long: flush it to disk. Only here, not on
+        every record: a successful upload never needs the journal's copy to survive a crash of
+        the machine, and an fsync per small file would double the cost of `cp -r`."""
+        for path in (entry.data_path, _record_path(entry)):
+            fd = os.open(path, os.O_RDONLY)
             try:
-                record = json.loads(record_path.read_text())
-            except (OSError, ValueError):
-                continue
-            data_path = record_path.with_suffix(".data")
-            if data_path.exists():
-                yield Unsent(data_path, record["portal_path"], record["size"], record["md5"])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_folder(self.directory)
+
+    def own_bytes(self, entry: Unsent) -> None:
+        """Give the entry a copy of its bytes, before the spool it shares them with changes
+        (a full copy, so only when the spool is written to again). Raises OSError."""
+        if entry.data_path.stat().st_nlink == 1:
+            return  # no other name: nothing else can change them
+        private = entry.data_path.with_suffix(".copy")
+        try:
+            _copy_private(entry.data_path, private)
+            os.replace(private, entry.data_path)
+        except OSError:
+            private.unlink(missing_ok=True)
+            raise
+
+    def entries(self) -> list[Unsent]:
+        """Every unsent entry, oldest first."""
+        with self._guard:
+            return sorted((e for es in self._by_path.values() for e in es), key=_by_seq)
+
+    def __bool__(self) -> bool:
+        with self._guard:
+            return bool(self._by_path)
+
+    def refused(self) -> list[Unsent]:
+        """Entries the portal refused for good (too large, a name it cannot store), oldest
+        first; kept until the user deletes them."""
+        return _scan(self.refused_dir)[0]
 
     def forget(self, entry: Unsent) -> None:
         """Drop an entry once its bytes are stored (or superseded)."""
-        entry.data_path.with_suffix(".json").unlink(missing_ok=True)
+        _record_path(entry).unlink(missing_ok=True)
         entry.data_path.unlink(missing_ok=True)
+        self._unindex(entry)
+
+    def forget_path(self, portal_path: str) -> None:
+        """Drop every entry of `portal_path`: a newer version of it is stored, or it was
+        deleted."""
+        with self._guard:
+            entries = self._by_path.pop(portal_path, [])
+        for entry in entries:
+            self.forget(entry)
+
+    def set_aside(self, entry: Unsent, reason: str) -> Unsent:
+        """The portal refused the entry for good: move it to refused/, never to be sent."""
+        moved = replace(
+            entry, data_path=self.refused_dir / entry.data_path.name, reason=reason[:500]
+        )
+        os.replace(entry.data_path, moved.data_path)
+        _write_record(moved)
+        _record_path(entry).unlink(missing_ok=True)
+        self._unindex(entry)
+        log.warning(
+            "the portal refused %s for good (%s); its bytes are kept in %s and not sent again",
+            entry.portal_path,
+            reason,
+            moved.data_path,
+        )
+        return moved
+
+    def move_path(self, old: str, new: str) -> None:
+        """The file at portal path `old` was renamed to `new`: its unsent versions go there."""
+        with self._guard:
+            entries = self._by_path.pop(old, [])
+        for entry in entries:
+            moved = replace(entry, portal_path=new)
+            _write_record(moved, replace_existing=True)
+            with self._guard:
+                self._by_path.setdefault(new, []).append(moved)
+        self._sort(new)
+
+    def _sort(self, portal_path: str) -> None:
+        with self._guard:
+            if portal_path in self._by_path:
+                self._by_path[portal_path].sort(key=_by_seq)
+
+    def _unindex(self, entry: Unsent) -> None:
         with self._guard:
             entries = self._by_path.get(entry.portal_path, [])
             if entry in entries:
@@ -121,15 +246,96 @@ class Journal:
             if not entries:
                 self._by_path.pop(entry.portal_path, None)
 
-    def forget_path(self, portal_path: str) -> None:
-        """Drop every entry of `portal_path`: a newer version of it is stored."""
-        with self._guard:
-            entries = self._by_path.pop(portal_path, [])
-        for entry in entries:
-            self.forget(entry)
+
+def _by_seq(entry: Unsent) -> int:
+    return entry.seq
+
+
+def _seq_of(path: Path) -> int:
+    return int(path.stem)
+
+
+def _record_path(entry: Unsent) -> Path:
+    return entry.data_path.with_suffix(".json")
+
+
+def _write_record(entry: Unsent, replace_existing: bool = False) -> None:
+    """The entry's JSON record, written in one go. Without a temp file and rename: a record
+    torn by a crash is unreadable, and its data then shows as an orphan at the next start."""
+    doc = {"portal_path": entry.portal_path, "size": entry.size, "md5": entry.md5}
+    if entry.reason:
+        doc["reason"] = entry.reason
+    path = _record_path(entry)
+    if replace_existing:
+        tmp = path.with_suffix(".tmp")
+        _write_private(tmp, json.dumps(doc).encode())
+        os.replace(tmp, path)
+    else:
+        _write_private(path, json.dumps(doc).encode())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def _scan(directory: Path) -> tuple[list[Unsent], list[Path]]:
+    """(complete entries oldest first, data files without a readable record). A record
+    without its data is dropped: there is nothing to send."""
+    data: dict[int, Path] = {}
+    records: dict[int, Path] = {}
+    for path in directory.iterdir():
+        match = _NAME.fullmatch(path.name)
+        if match:
+            (data if match.group(2) == "data" else records)[int(match.group(1))] = path
+        elif path.suffix in (".copy", ".tmp"):
+            path.unlink(missing_ok=True)  # an own_bytes() or move_path() cut short
+    entries = []
+    for seq, record_path in sorted(records.items()):
+        entry = _read_record(seq, record_path, data.get(seq))
+        if entry is None:
+            if seq not in data:
+                record_path.unlink(missing_ok=True)
+            continue
+        entries.append(entry)
+        del data[seq]
+    return entries, [data[seq] for seq in sorted(data)]
+
+
+def _read_record(seq: int, record_path: Path, data_path: Path | None) -> Unsent | None:
+    if data_path is None:
+        return None
+    try:
+        doc = json.loads(record_path.read_bytes())
+        return Unsent(
+            seq, data_path, doc["portal_path"], doc["size"], doc["md5"], doc.get("reason", "")
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _copy_private(source: Path, target: Path) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
+    with os.fdopen(fd, "wb") as dst:
+        try:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise

@@ -1,7 +1,10 @@
 """Resender: uploads what the journal holds, at mount start, every so often while mounted,
-and for `portalfs recover`. The newest entry of a path wins; older ones are dropped.
+and for `portalfs recover`. The newest entry of a path wins; older ones are dropped, and an
+entry the portal refuses for good is set aside, not tried again.
 
-Thread-safe: one sender at a time (a lock); the background thread can be stopped.
+Thread-safe: one sender at a time (a lock); the background thread can be stopped, and
+survives any failure of a round (logged at ERROR), so unsent files are never left behind by
+a thread that died where nobody sees it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Callable
 
 from ..client import errors
 from .journal import Journal, Unsent
-from .upload import Uploader, UploadRequest
+from .upload import Uploader, UploadRequest, refused_for_good
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,11 @@ class Resender:
         self._thread: threading.Thread | None = None
         # Why the last entry that could not be sent was not: `portalfs recover` reports it.
         self.last_error: errors.PortalError | OSError | None = None
+        self.rounds = 0  # background rounds finished, failed ones included
 
     def send_all(self, skip: set[str] | None = None) -> tuple[int, int]:
         """Upload the newest entry of each path (except paths in `skip`, open right now);
-        returns (sent, still unsent)."""
+        returns (sent or set aside, still unsent)."""
         with self._lock:
             newest: dict[str, Unsent] = {}
             for entry in self.journal.entries():
@@ -67,6 +71,9 @@ class Resender:
             try:
                 outcome = self.uploader.upload(request)
             except (errors.PortalError, OSError) as exc:
+                if refused_for_good(exc):
+                    self.journal.set_aside(entry, str(exc))
+                    return True
                 log.info("%s is still unsent: %s", entry.portal_path, exc)
                 self.last_error = exc
                 return False
@@ -85,8 +92,13 @@ class Resender:
 
     def _loop(self, busy_paths: Callable[[], set[str]] | None) -> None:
         while True:
-            if any(True for _ in self.journal.entries()):
-                self.send_all(busy_paths() if busy_paths else None)
+            try:
+                if self.journal:
+                    self.send_all(busy_paths() if busy_paths else None)
+            except Exception:
+                # A bug or a disk error in one round must not end the resending for good.
+                log.exception("resending unsent files failed; trying again in %gs", self.interval_s)
+            self.rounds += 1
             if self._stop.wait(self.interval_s):
                 return
 

@@ -6,13 +6,23 @@ Not thread-safe: the file handle that owns it serialises access. Never talks to 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 from .digest import RunningMD5
 
-_CHUNK_BYTES = 1024 * 1024
+
+def clear_leftovers(directory: Path) -> int:
+    """Delete the spools a mount that died left in `directory` (call before any Spool is
+    made there); returns how many. They hold bytes no close() finished: whatever a close()
+    kept is in the journal, under a link of its own that this leaves alone."""
+    removed = 0
+    for leftover in directory.glob("spool-*"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 class Spool:
@@ -58,12 +68,11 @@ class Spool:
         return self._digest.hexdigest()
 
     def _rehash(self) -> None:
-        digest = RunningMD5()
-        offset = 0
-        while chunk := os.pread(self.fd, _CHUNK_BYTES, offset):
-            digest.update(chunk)
-            offset += len(chunk)
-        self._digest, self._hashed = digest, offset
+        self._digest.abandon()
+        with open(self.fd, "rb", closefd=False) as f:
+            f.seek(0)
+            self._digest = RunningMD5(hashlib.file_digest(f, "md5"))
+            self._hashed = f.tell()
 
     def close(self) -> None:
         """Close and delete the spool file."""

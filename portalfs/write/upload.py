@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 _LINK_ATTEMPTS = 3
 
 
+def refused_for_good(exc: BaseException) -> bool:
+    """Whether an upload failed in a way no retry can change: the portal refused the request
+    itself (too large, a name or placement it cannot store) rather than failed to answer.
+    Wrong credentials are not: a new token or login can still send the file."""
+    return isinstance(exc, errors.RejectedError | errors.ConflictError)
+
+
 class Outcome(enum.Enum):
     UPLOADED = "uploaded"
     SKIPPED = "skipped"

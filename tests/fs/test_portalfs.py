@@ -355,8 +355,8 @@ def test_after_a_resend_putting_back_the_old_bytes_is_uploaded(make_fs, portal):
     # before, or a close() of A would be skipped and the portal would keep B.
     fs = make_fs()
     write_file(fs, "/x.txt", b"A")
-    portal.server.app.state.faults.fail_next("upload_link", 400)
-    with pytest.raises(errors.RejectedError):
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
         write_file(fs, "/x.txt", b"B")
     assert fs.resender.send_all() == (1, 0)
     write_file(fs, "/x.txt", b"A")
@@ -365,8 +365,8 @@ def test_after_a_resend_putting_back_the_old_bytes_is_uploaded(make_fs, portal):
 
 def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
     fs = make_fs()
-    portal.server.app.state.faults.fail_next("upload_link", 400)
-    with pytest.raises(errors.RejectedError):
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
         write_file(fs, "/v.txt", b"old")
     assert len(list(fs.journal.entries())) == 1
     write_file(fs, "/v.txt", b"new")
@@ -390,8 +390,8 @@ class HeldRequest:
 
 def test_a_resent_old_version_never_lands_after_a_newer_one(make_fs, portal):
     fs = make_fs()
-    portal.server.app.state.faults.fail_next("upload_link", 400)
-    with pytest.raises(errors.RejectedError):
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
         write_file(fs, "/race.txt", b"old")
     held = HeldRequest()
     portal.server.app.state.faults.add("storage_put", held)

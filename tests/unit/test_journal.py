@@ -28,3 +28,63 @@ def test_entries_left_by_an_earlier_process_are_forgotten_by_path(tmp_path):
     journal.forget_path("x.bin")
     assert not journal.holds(left)
     assert list(journal.entries()) == []
+
+
+def test_a_clock_stepped_back_never_makes_an_older_version_win(tmp_path, monkeypatch):
+    import time
+
+    now = [2_000_000_000_000_000_000]
+    monkeypatch.setattr(time, "time_ns", lambda: now[0])
+    journal = Journal(tmp_path / "unsent")
+    _record(journal, tmp_path, "old", "f.bin")
+    now[0] -= 3_600 * 10**9  # an NTP step back of an hour between two failed uploads
+    _record(journal, tmp_path, "new", "f.bin")
+    # The next mount or `portalfs recover` reads the journal afresh: the last is the newest.
+    entries = list(Journal(tmp_path / "unsent").entries())
+    assert [e.data_path.read_bytes() for e in entries] == [b"old", b"new"]
+
+
+def test_a_record_that_cannot_be_written_leaves_nothing_behind(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "unsent")
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("portalfs.write.journal._write_private", full)
+    try:
+        _record(journal, tmp_path, "v1", "a.bin")
+    except OSError as exc:
+        assert exc.errno == 28
+    else:
+        raise AssertionError("record() did not fail")
+    assert list((tmp_path / "unsent").iterdir()) == [] and not journal
+
+
+def test_data_without_its_record_is_reported_and_kept_not_dropped(tmp_path, caplog):
+    journal = Journal(tmp_path / "unsent")
+    entry = _record(journal, tmp_path, "v1", "a.bin")
+    entry.data_path.with_suffix(".json").write_text('{"portal_path": "a.b')  # torn by a crash
+    again = Journal(tmp_path / "unsent")
+    assert again.orphans == [entry.data_path] and entry.data_path.read_bytes() == b"v1"
+    assert list(again.entries()) == []
+    assert "destination was never recorded" in caplog.text
+    later = _record(again, tmp_path, "v2", "a.bin")
+    assert later.seq > entry.seq  # the orphan's number is never given out again
+
+
+def test_entries_refused_for_good_are_set_aside_and_survive_a_restart(tmp_path):
+    journal = Journal(tmp_path / "unsent")
+    entry = _record(journal, tmp_path, "v1", "big.bin")
+    journal.set_aside(entry, "upload link: HTTP 400: too large")
+    again = Journal(tmp_path / "unsent")
+    assert list(again.entries()) == []
+    (refused,) = again.refused()
+    assert refused.portal_path == "big.bin" and "too large" in refused.reason
+    assert refused.data_path.read_bytes() == b"v1"
+
+
+def test_a_rename_moves_the_unsent_versions_to_the_new_name(tmp_path):
+    journal = Journal(tmp_path / "unsent")
+    _record(journal, tmp_path, "v1", "a.tmp")
+    journal.move_path("a.tmp", "a.txt")
+    assert [e.portal_path for e in Journal(tmp_path / "unsent").entries()] == ["a.txt"]

@@ -1,0 +1,254 @@
+"""No byte lost: what the mount does with a file's bytes when the upload, the journal or the
+disk fails, when the portal refuses a file for good, and when an open file is deleted or
+renamed. PortalFS called directly, against a real portal server."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from portalfs.client import errors
+from portalfs.config import HttpConfig, MountConfig
+from portalfs.fs.factory import build_portalfs
+from portalfs.write.journal import Journal
+from tests.fs.test_portalfs import oserror, read_file, write_file
+from tests.portal_fixtures import TEST_HTTP, start_portal
+
+
+def listed(portal, folder: str = "") -> dict[str, int]:
+    """Name -> size of the files the portal lists in `folder`, asked afresh."""
+    with requests.post(
+        f"{portal.api_url}/api/portals/{portal.portal_id}/files",
+        json={"prefix": folder},
+        headers={"x-token": portal.token},
+        timeout=10,
+    ) as resp:
+        return {f["name"]: f.get("size", 0) for f in resp.json()["files"] if f["type"] == "file"}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs, to be filled up; unmounted after the test."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Take every free byte of the file system `folder` is on."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_full_journal_disk_still_uploads_the_file(portal, tiny_disk):
+    fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tiny_disk)), TEST_HTTP)
+    fh = fs.create("/safe.bin")
+    fs.write(fh, 0, b"s" * 65536)
+    fill(tiny_disk)  # the spool has its bytes; the journal's record finds no room
+    fs.flush(fh)  # before: the record's ENOSPC failed close() with no upload tried
+    fs.release(fh)
+    assert listed(portal) == {"safe.bin": 65536}
+    assert read_file(fs, "/safe.bin") == b"s" * 65536
+
+
+def test_with_the_disk_full_and_the_server_down_close_fails_with_enospc_and_keeps_the_bytes(
+    portal, tiny_disk, caplog
+):
+    fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tiny_disk)), TEST_HTTP)
+    fh = fs.create("/precious.bin")
+    fs.write(fh, 0, b"p" * 65536)
+    fill(tiny_disk)
+    portal.server.stop()
+    oserror(errno.ENOSPC, fs.flush, fh)  # the real cause: the bytes are nowhere else
+    oserror(errno.ENOSPC, fs.fsync, fh)  # and again: nothing was stored since
+    fs.release(fh)  # before: the spool was deleted here, and the bytes with it
+    (kept,) = Journal(tiny_disk / "unsent").orphans  # found and reported at the next start
+    assert kept.read_bytes() == b"p" * 65536
+    assert "record cannot be written" in caplog.text
+
+
+def test_a_second_fsync_after_a_failed_upload_tries_again(make_fs, portal):
+    fs = make_fs()
+    fh = fs.create("/again.txt")
+    fs.write(fh, 0, b"again")
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=6)
+    with pytest.raises(errors.UnavailableError):
+        fs.fsync(fh)
+    with pytest.raises(errors.UnavailableError):
+        fs.fsync(fh)  # before: 0, with the bytes only in the journal
+    fs.fsync(fh)  # the server answers again: stored now
+    assert listed(portal) == {"again.txt": 5}
+    assert list(fs.journal.entries()) == []
+    fs.release(fh)
+
+
+def test_a_failed_upload_is_not_copied_until_the_file_changes(make_fs, portal):
+    fs = make_fs()
+    fh = fs.create("/cow.txt")
+    fs.write(fh, 0, b"first")
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
+        fs.flush(fh)
+    (entry,) = fs.journal.entries()
+    assert entry.data_path.stat().st_nlink == 2  # shares the spool's bytes: no copy yet
+    fs.write(fh, 0, b"SECOND")  # the journal's version gets bytes of its own first
+    assert entry.data_path.read_bytes() == b"first"
+    fs.flush(fh)
+    fs.release(fh)
+    assert read_file(fs, "/cow.txt") == b"SECOND" and list(fs.journal.entries()) == []
+
+
+def test_a_skip_is_decided_on_what_the_portal_holds_now_not_on_a_cached_listing(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=3600)
+    write_file(fs, "/same.txt", b"same bytes")
+    fs.readdir("/")  # the listing, with its ETag, is cached for an hour
+    other = make_fs(allow_delete=True)
+    other.unlink("/same.txt")  # deleted elsewhere
+    puts = portal.puts()
+    write_file(fs, "/same.txt", b"same bytes")  # before: skipped, and nothing was stored
+    assert portal.puts() == puts + 1
+    assert listed(portal) == {"same.txt": 10}
+
+
+def test_a_write_past_the_size_limit_is_efbig_at_once(make_fs, portal):
+    fs = make_fs(max_file_bytes=1000)
+    fh = fs.create("/big.bin")
+    fs.write(fh, 0, b"x" * 1000)
+    oserror(errno.EFBIG, fs.write, fh, 1000, b"y")
+    oserror(errno.EFBIG, fs.truncate, "/big.bin", 1001, fh)
+    fs.release(fh)
+    assert listed(portal) == {"big.bin": 1000}
+
+
+def test_a_file_the_portal_refuses_for_good_is_set_aside_not_retried(tmp_path, caplog):
+    small = start_portal(tmp_path / "server", max_file_bytes=1000)
+    try:
+        cache = tmp_path / "cache"
+        fs = build_portalfs(small.member, MountConfig(cache_dir=str(cache)), TEST_HTTP)
+        fh = fs.create("/too-big.bin")
+        fs.write(fh, 0, b"z" * 2000)
+        with pytest.raises(errors.RejectedError):
+            fs.flush(fh)
+        fs.release(fh)  # no second try: the portal's answer will not change
+        asked = small.server.app.state.metrics.count("POST", "upload_link")
+        assert fs.resender.send_all() == (0, 0) and asked == 1
+        (refused,) = fs.journal.refused()
+        assert refused.portal_path == "too-big.bin" and refused.data_path.stat().st_size == 2000
+        assert "refused too-big.bin for good" in caplog.text
+        warned = [r for r in caplog.records if "for good" in r.getMessage()]
+        assert warned and all(r.levelno == logging.WARNING for r in warned)
+        fs.close()
+    finally:
+        small.server.stop()
+
+
+def test_an_open_file_deleted_is_not_uploaded_again_on_close(make_fs, portal):
+    fs = make_fs(allow_delete=True)
+    fh = fs.create("/gone.txt")
+    fs.write(fh, 0, b"first")
+    fs.flush(fh)
+    fs.write(fh, 5, b" and more")
+    fs.unlink("/gone.txt")
+    fs.flush(fh)
+    fs.release(fh)  # before: re-uploaded under the deleted name
+    assert listed(portal) == {}
+    oserror(errno.ENOENT, fs.getattr, "/gone.txt")
+
+
+def test_an_open_file_renamed_is_uploaded_under_its_new_name_only(make_fs, portal):
+    fs = make_fs(allow_delete=True)
+    fh = fs.create("/draft.tmp")
+    fs.write(fh, 0, b"draft")
+    fs.rename("/draft.tmp", "/final.txt")  # never stored yet: before, ENOENT from the portal
+    fs.write(fh, 5, b" done")
+    fs.release(fh)
+    assert listed(portal) == {"final.txt": 10}
+    assert read_file(fs, "/final.txt") == b"draft done"
+
+
+def test_an_open_stored_file_renamed_keeps_its_later_changes(make_fs, portal):
+    fs = make_fs(allow_delete=True)
+    fh = fs.create("/a.txt")
+    fs.write(fh, 0, b"one")
+    fs.flush(fh)
+    fs.rename("/a.txt", "/b.txt")
+    fs.write(fh, 3, b" two")
+    fs.release(fh)  # before: uploaded as a.txt again, beside the renamed b.txt
+    assert listed(portal) == {"b.txt": 7}
+    assert read_file(fs, "/b.txt") == b"one two"
+
+
+def test_a_deleted_file_is_not_brought_back_by_its_unsent_version(make_fs, portal):
+    fs = make_fs(allow_delete=True)
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
+        write_file(fs, "/zombie.txt", b"unsent")
+    fs.unlink("/zombie.txt")  # before: the portal's 404 made it ENOENT
+    assert fs.resender.send_all() == (0, 0)
+    assert listed(portal) == {}
+
+
+def test_the_resender_survives_an_unexpected_failure_and_says_so(portal, tmp_path, caplog):
+    fs = build_portalfs(
+        portal.member, MountConfig(cache_dir=str(tmp_path / "c"), resend_interval_s=0.05), TEST_HTTP
+    )
+    source = tmp_path / "bytes"
+    source.write_bytes(b"later")
+    fs.journal.record(source, "later.txt", 5, hashlib.md5(b"later").hexdigest())
+    calls = []
+    real_upload = fs.uploader.upload
+
+    def upload_once_broken(request):
+        calls.append(request)
+        if len(calls) == 1:
+            raise ValueError("a bug")
+        return real_upload(request)
+
+    fs.uploader.upload = upload_once_broken
+    done = threading.Event()
+    fs.resender.on_sent = lambda entry: done.set()
+    fs.start_background()
+    try:
+        assert done.wait(10), "the resend thread died"  # before: it did, silently
+    finally:
+        fs.close()
+    (logged,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "resending unsent files failed" in logged.getMessage() and "a bug" in caplog.text
+
+
+def test_with_the_server_down_further_uploads_fail_at_once(portal, tmp_path, caplog):
+    http = HttpConfig(**{**TEST_HTTP.__dict__, "probe_interval_s": 3600.0})
+    fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tmp_path / "c")), http)
+    write_file(fs, "/first.txt", b"1")  # the folder is listed, so files can be created
+    portal.server.stop()
+    for i in range(30):
+        with pytest.raises(errors.UnavailableError):
+            write_file(fs, f"/f{i}.txt", b"x")
+    # One request found the server gone (with its retries); the other 29 failed at once.
+    assert fs.portal.transport.reachability.fast_failures == 29
+    assert len(fs.journal.entries()) == 30  # each kept for when it is back
+    assert caplog.text.count("is unreachable") == 1
+    sent, unsent = fs.resender.send_all()  # what `portalfs recover` does
+    assert (sent, unsent) == (0, 30)
+    assert fs.portal.transport.reachability.fast_failures == 59
+    fs.close()
