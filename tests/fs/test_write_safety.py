@@ -203,6 +203,8 @@ def test_a_deleted_file_is_not_brought_back_by_its_unsent_version(make_fs, porta
     portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
     with pytest.raises(errors.UnavailableError):
         write_file(fs, "/zombie.txt", b"unsent")
+    assert fs.getattr("/zombie.txt").size == 6  # listed while it waits to be sent
+    assert [name for name, _ in fs.readdir("/")] == ["zombie.txt"]
     fs.unlink("/zombie.txt")  # before: the portal's 404 made it ENOENT
     assert fs.resender.send_all() == (0, 0)
     assert listed(portal) == {}
