@@ -56,10 +56,12 @@ class Journal:
         self._guard = threading.Lock()
         self._sending: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._by_path: dict[str, list[Unsent]] = {}
-        entries, self.orphans = _scan(directory)
+        entries, self.orphans, junk = _scan(directory)
+        for leftover in junk + _scan(self.refused_dir)[2]:
+            leftover.unlink(missing_ok=True)  # records without data, copies cut short
         for entry in entries:
             self._by_path.setdefault(entry.portal_path, []).append(entry)
-        refused, _ = _scan(self.refused_dir)
+        refused = _scan(self.refused_dir)[0]
         known = [e.seq for e in entries + refused] + [_seq_of(p) for p in self.orphans]
         self._seq = itertools.count(max(known, default=0) + 1)
         for orphan in self.orphans:
@@ -287,27 +289,35 @@ def _write_private(path: Path, data: bytes) -> None:
     os.close(fd)
 
 
-def _scan(directory: Path) -> tuple[list[Unsent], list[Path]]:
-    """(complete entries oldest first, data files without a readable record). A record
-    without its data is dropped: there is nothing to send."""
+def contents(cache_dir: Path) -> tuple[list[Unsent], list[Unsent], list[Path]]:
+    """(unsent, refused, orphans) of a cache folder, read without changing anything: safe
+    while a mount uses it (`portalfs recover --list`)."""
+    unsent, orphans, _ = _scan(cache_dir / "unsent")
+    return unsent, _scan(cache_dir / "refused")[0], orphans
+
+
+def _scan(directory: Path) -> tuple[list[Unsent], list[Path], list[Path]]:
+    """(complete entries oldest first, data files without a readable record, junk: records
+    without their data and temp files of a copy or move cut short). Changes nothing."""
     data: dict[int, Path] = {}
     records: dict[int, Path] = {}
-    for path in directory.iterdir():
+    junk: list[Path] = []
+    for path in directory.iterdir() if directory.is_dir() else ():
         match = _NAME.fullmatch(path.name)
         if match:
             (data if match.group(2) == "data" else records)[int(match.group(1))] = path
         elif path.suffix in (".copy", ".tmp"):
-            path.unlink(missing_ok=True)  # an own_bytes() or move_path() cut short
+            junk.append(path)
     entries = []
     for seq, record_path in sorted(records.items()):
         entry = _read_record(seq, record_path, data.get(seq))
         if entry is None:
             if seq not in data:
-                record_path.unlink(missing_ok=True)
+                junk.append(record_path)
             continue
         entries.append(entry)
         del data[seq]
-    return entries, [data[seq] for seq in sorted(data)]
+    return entries, [data[seq] for seq in sorted(data)], junk
 
 
 def _read_record(seq: int, record_path: Path, data_path: Path | None) -> Unsent | None:
