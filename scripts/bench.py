@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchlib.direct import seed_tree, seed_upload
 from benchlib.figures import WAN_FILES, WAN_RTT_S
+from benchlib.figures.copy import COPY_FILE_BYTES, COPY_FILES, copy_rounds
 from benchlib.figures.listing import listings
 from benchlib.figures.peers import peers
 from benchlib.figures.read import parallel_reads, random_reads, reads
@@ -42,6 +43,8 @@ class Inputs:
     random_count: int
     parallel_names: list[str]
     parallel_size: int
+    copy_tree: Path  # COPY_FILES files for figures/copy.py
+    copy_rounds: int
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,6 +71,8 @@ def make_inputs(args: argparse.Namespace, workdir: Path) -> Inputs:
     parallel.mkdir()
     for i in range(parallel_count):
         make_file(parallel / f"p{i:02}.bin", parallel_size)
+    copy_tree = workdir / "copy"
+    make_small_tree(copy_tree, COPY_FILES, COPY_FILE_BYTES)
     return Inputs(
         runs=1 if args.quick else args.runs,
         big=big,
@@ -76,6 +81,9 @@ def make_inputs(args: argparse.Namespace, workdir: Path) -> Inputs:
         random_count=50 if args.quick else 200,
         parallel_names=[f"parallel/{p.name}" for p in sorted(parallel.iterdir())],
         parallel_size=parallel_size,
+        copy_tree=copy_tree,
+        # Each contender goes first as often as the others: a multiple of three.
+        copy_rounds=3 if args.quick else 6,
     )
 
 
@@ -98,6 +106,7 @@ def run_local(bench: Bench, inputs: Inputs, quick: bool) -> None:
             small_files(bench, portal, inputs.tree, inputs.small_count)
             listings(bench, portal, "listing", inputs.small_count)
         random_reads(bench, portal, inputs.big, "big.bin", inputs.random_count)
+        copy_rounds(bench, portal, inputs.copy_tree, inputs.copy_rounds)
         if not quick:
             seed_tree(portal, "many", 100, 100, bench.workdir)
             for _ in range(inputs.runs):
@@ -141,18 +150,19 @@ def main() -> int:
             if args.peers:
                 install_peers()
             run_s3(bench, inputs)
-        write_json(args.json, bench.report(), inputs)
+        write_json(args.json, bench.report(), bench.notes, inputs)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def write_json(path: str, results: dict, inputs: Inputs) -> None:
+def write_json(path: str, results: dict, notes: list[str], inputs: Inputs) -> None:
     out = {
         "machine": _machine(),
         "runs": inputs.runs,
         "big_bytes": inputs.big.stat().st_size,
         "results": results,
+        "notes": notes,
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(out, indent=2))

@@ -27,6 +27,27 @@ def seed_upload(portal: Portal, name: str, path: Path) -> None:
         requests.put(r.json()["url"], data=f).raise_for_status()
 
 
+def kept_connection_upload(portal: Portal, uploads: list[tuple[str, Path]]) -> None:
+    """Each (name, path) in turn, as the seed uploads one, but all on one kept connection:
+    one thread, one requests.Session."""
+    with requests.Session() as session:
+        for name, path in uploads:
+            session_upload(session, portal, name, path)
+
+
+def session_upload(session: requests.Session, portal: Portal, name: str, path: Path) -> None:
+    """The seed's upload on `session`: md5 of the file, upload link, PUT of the file."""
+    payload = {"fileName": name, "fileSize": os.path.getsize(path), "fileHash": md5_file(path)}
+    r = session.post(
+        f"{portal.api_url}/api/portals/{portal.portal_id}/upload-link",
+        json=payload,
+        headers=portal.headers(),
+    )
+    r.raise_for_status()
+    with open(path, "rb") as f:
+        session.put(r.json()["url"], data=f).raise_for_status()
+
+
 def delete(portal: Portal, name: str) -> None:
     """Remove a file the benchmark wrote (a member may), so the store's state stays put."""
     requests.post(

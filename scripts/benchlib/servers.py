@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +61,29 @@ class Portal:
             if ACCESS_LOGGER in line and f" {method} " in line and path_part in line:
                 n += 1
         return n
+
+    def access_log_mark(self) -> str:
+        """Sends a request the server logs (a 404 on a path of its own) and returns that
+        path once it is in the log: every request answered before it is logged by then
+        (the server logs each one as it finishes it, on one event loop)."""
+        path = f"/bench-mark/{uuid.uuid4().hex}"
+        requests.get(self.api_url.rsplit("/v1", 1)[0] + path, timeout=10)
+        wait_for(lambda: path in self.log_path.read_text(errors="replace"), 10, "access log")
+        return path
+
+    def requests_between(self, start_mark: str, end_mark: str) -> list[str]:
+        """The access log's "METHOD PATH" of each request between two marks."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        marks = [i for i, line in enumerate(lines) if start_mark in line or end_mark in line]
+        between = lines[marks[0] + 1 : marks[-1]]
+        return [_method_path(line) for line in between if ACCESS_LOGGER in line]
+
+
+def _method_path(line: str) -> str:
+    """ "POST /v1/api/portals/1/upload-link" from an access log line ("... INFO
+    portalfs.server.access: POST /v1/api/portals/1/upload-link 200 3.8ms")."""
+    _, method, path = line.split(ACCESS_LOGGER, 1)[1].split()[:3]
+    return f"{method} {path}"
 
 
 @contextmanager
