@@ -101,12 +101,26 @@ def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, ob
         # an unchanged file cost nothing.
         "auto_cache": True,
     }
-    if args.allow_other:
+    options.update(_extra_options(args.options))
+    if args.allow_other or "allow_other" in options:
+        # Other users can enter the mount: let the kernel check each one against the mode,
+        # owner and group shown, or everyone would act with the mounter's login.
         options.update(allow_other=True, default_permissions=True)
-    for item in ",".join(args.options or []).split(","):
+    if config.read_only:
+        options["ro"] = True  # so that `mount` and /proc/mounts say so too
+    return options
+
+
+def _extra_options(given: list[str] | None) -> dict[str, object]:
+    """The -o options as a dict; `default_permissions` only as a plain flag (a value such
+    as 0 would switch off the permission checks that allow_other relies on)."""
+    options: dict[str, object] = {}
+    for item in ",".join(given or []).split(","):
         if item:
             key, _, value = item.partition("=")
             options[key] = value if value else True
+    if options.get("default_permissions", True) is not True:
+        raise UsageError("-o default_permissions takes no value; permissions cannot be unchecked")
     return options
 
 
@@ -125,6 +139,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = Path(args.target[-1]).resolve()
     creds = credentials_from(args)
     try:
+        if mount.is_dead(mountpoint):
+            mount.unmount(mountpoint)
+            print(f"portalfs: unmounted what a killed mount left at {mountpoint}", file=sys.stderr)
         mount.check_mountpoint(mountpoint)
     except mount.MountError as exc:
         raise UsageError(str(exc)) from None
