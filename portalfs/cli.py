@@ -243,11 +243,19 @@ def _describe(exc: BaseException | None) -> str:
     return str(exc)
 
 
+def _jwt_used(args: argparse.Namespace) -> str | None:
+    """The JWT the command sent, found as the command found it (file, environment or saved)."""
+    try:
+        return credentials_from(args, need_portal=False).jwt
+    except (credentials.CredentialsError, UsageError):
+        return None
+
+
 def _hint(exc: Exception, args: argparse.Namespace) -> str | None:
-    jwt = os.environ.get("EI_JWT_TOKEN")
     if isinstance(exc, errors.AuthError):
         if args.command == "login":
             return "check the user name and password"
+        jwt = _jwt_used(args)
         expiry = credentials.jwt_expiry(jwt) if jwt else None
         if expiry and expiry < datetime.now(UTC):
             return f"your login expired at {expiry:%Y-%m-%d %H:%M} UTC: run `portalfs login --save`"

@@ -245,3 +245,26 @@ def test_a_member_login_is_not_sent_to_another_portals_server(portal, tmp_path, 
         assert same.returncode == 0, same.stderr
     finally:
         other.server.stop()
+
+
+def test_an_expired_login_is_reported_with_its_time_from_every_source(portal, tmp_path, home):
+    import base64
+
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": 1600000000}).encode()).rstrip(b"=")
+    expired = f"e30.{claims.decode()}.sig"  # 2020-09-13 12:26 UTC; the server refuses it
+    jwt_file = tmp_path / "jwt"
+    jwt_file.write_text(expired)
+    jwt_file.chmod(0o600)
+    saved = Path(home["XDG_CONFIG_HOME"]) / "portalfs/login.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(json.dumps({"logins": {portal.api_url: expired}}))
+    saved.chmod(0o600)
+    env = {**portal.env(), **home}
+    runs = {
+        "environment": cli("ls", env={**env, "EI_JWT_TOKEN": expired}),
+        "file": cli("ls", "--jwt-file", str(jwt_file), env=env),
+        "saved": cli("ls", env=env),
+    }
+    for source, done in runs.items():
+        assert done.returncode == 3, (source, done.stderr)
+        assert "your login expired at 2020-09-13 12:26 UTC" in done.stderr, source
