@@ -16,6 +16,7 @@ from .cli_common import EXIT_FAILED, EXIT_OK, UsageError, clients, credentials_f
 from .client.portal import Credentials, PortalClient
 from .client.transport import Transport
 from .config import HttpConfig, MountConfig
+from .private import PrivateRotatingFileHandler, open_private, private_dir
 from .write.upload import Uploader
 
 
@@ -51,8 +52,8 @@ def hold_cache_dir(cache_dir: Path) -> int:
     """Lock CACHE/lock for this process and the daemon it forks: one mount (or recover)
     per cache folder, whose spool and journal of unsent files are not made to be shared.
     Returns the descriptor; the lock lasts as long as it stays open."""
-    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(cache_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    private_dir(cache_dir)
+    fd = open_private(cache_dir / "lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -210,9 +211,14 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# mount.log: rotated by the daemon itself (it may run for months, and no logrotate rule is
+# installed for a per-user cache folder); at most 4 x 10 MiB.
+LOG_MAX_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 3
+
+
 def _log_to_file(path: Path, verbosity: int) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    private_dir(path.parent)
+    handler = PrivateRotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

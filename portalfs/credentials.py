@@ -11,7 +11,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .client.portal import Credentials
 from .config import DEFAULT_API_URL
+from .private import private_dir, write_private
 
 
 class CredentialsError(Exception):
@@ -85,15 +85,12 @@ def saved_jwt(api_url: str) -> str | None:
 def save_jwt(api_url: str, jwt: str) -> Path:
     """Store a JWT for this API in the 0600 login file; returns its path."""
     path = _login_file()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(path.parent)
     logins = {}
     if path.exists():
         logins = json.loads(read_secret_file(path)).get("logins", {})
     logins[api_url.rstrip("/")] = jwt
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".login-")
-    with os.fdopen(fd, "w") as f:  # mkstemp creates the file 0600
-        json.dump({"logins": logins}, f)
-    os.replace(tmp, path)
+    write_private(path, json.dumps({"logins": logins}).encode())
     return path
 
 

@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -157,3 +158,15 @@ def test_a_killed_mount_is_cleared_by_unmount_and_by_a_new_mount(tmp_path, mount
         unmount(again)
     finally:
         subprocess.run(["fusermount3", "-uz", str(mnt)], check=False, capture_output=True)
+
+
+def test_a_daemon_mounts_log_is_private(tmp_path, mount_env):
+    # The new-user trial found mount.log created 0644 in the 0700 cache folder.
+    mnt, cache = tmp_path / "mnt", tmp_path / "cache"
+    mnt.mkdir()
+    done = portalfs("mount", str(mnt), "--cache-dir", str(cache), env=mount_env)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert stat.S_IMODE((cache / "mount.log").stat().st_mode) == 0o600
+    finally:
+        assert portalfs("unmount", str(mnt), env=mount_env).returncode == 0
