@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__, credentials
+from .by_class import by_class
 from .cli_common import (
     EXIT_AUTH,
     EXIT_DENIED,
@@ -275,10 +276,7 @@ def _hint(exc: Exception, args: argparse.Namespace) -> str | None:
 
 
 def _exit_code(exc: Exception) -> int:
-    for cls in type(exc).__mro__:
-        if cls in _EXIT_CODES:
-            return _EXIT_CODES[cls]
-    return EXIT_FAILED
+    return by_class(_EXIT_CODES, exc, EXIT_FAILED)
 
 
 # ---------------------------------------------------------------- arguments
