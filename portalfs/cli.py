@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__, credentials
+from .by_class import by_class
 from .cli_common import (
     EXIT_AUTH,
     EXIT_DENIED,
@@ -243,11 +244,19 @@ def _describe(exc: BaseException | None) -> str:
     return str(exc)
 
 
+def _jwt_used(args: argparse.Namespace) -> str | None:
+    """The JWT the command sent, found as the command found it (file, environment or saved)."""
+    try:
+        return credentials_from(args, need_portal=False).jwt
+    except (credentials.CredentialsError, UsageError):
+        return None
+
+
 def _hint(exc: Exception, args: argparse.Namespace) -> str | None:
-    jwt = os.environ.get("EI_JWT_TOKEN")
     if isinstance(exc, errors.AuthError):
         if args.command == "login":
             return "check the user name and password"
+        jwt = _jwt_used(args)
         expiry = credentials.jwt_expiry(jwt) if jwt else None
         if expiry and expiry < datetime.now(UTC):
             return f"your login expired at {expiry:%Y-%m-%d %H:%M} UTC: run `portalfs login --save`"
@@ -267,10 +276,7 @@ def _hint(exc: Exception, args: argparse.Namespace) -> str | None:
 
 
 def _exit_code(exc: Exception) -> int:
-    for cls in type(exc).__mro__:
-        if cls in _EXIT_CODES:
-            return _EXIT_CODES[cls]
-    return EXIT_FAILED
+    return by_class(_EXIT_CODES, exc, EXIT_FAILED)
 
 
 # ---------------------------------------------------------------- arguments
@@ -294,19 +300,38 @@ def _add_transfer_flags(p: argparse.ArgumentParser, jobs: int) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
 
 
+_Subparsers = argparse._SubParsersAction  # argparse's type for what add_subparsers() returns
+# No abbreviated flags: "--token SECRET" would be taken as --token-file and the secret
+# printed back in "cannot read ..." (found by a newcomer trial).
+_strict = functools.partial(argparse.ArgumentParser, allow_abbrev=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # No abbreviated flags: "--token SECRET" would be taken as --token-file and the secret
-    # printed back in "cannot read ..." (found by a newcomer trial).
-    strict = functools.partial(argparse.ArgumentParser, allow_abbrev=False)
-    parser = strict(
+    parser = _strict(
         prog="portalfs", description="Upload portals as a directory, a command line and a server."
     )
     parser.add_argument("--version", action="version", version=f"portalfs {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=strict
+        dest="command", required=True, metavar="COMMAND", parser_class=_strict
     )
+    for add in (
+        _login_parser,
+        _info_parser,
+        _ls_parser,
+        _upload_parser,
+        _download_parser,
+        _mount_parser,
+        _recover_parser,
+        _unmount_parser,
+        _serve_parser,
+        _admin_parser,
+    ):
+        add(sub)
+    return parser
 
+
+def _login_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("login", help="log in as an organization member; prints or saves a JWT")
     _add_credential_flags(p)
     p.add_argument("--username", help="user name or e-mail (asked when missing)")
@@ -315,10 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", action="store_true", help="save the JWT (0600) for later commands")
     p.set_defaults(func=cmd_login)
 
+
+def _info_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("info", help="show the portal's name, organization and your access")
     _add_credential_flags(p)
     p.set_defaults(func=cmd_info)
 
+
+def _ls_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("ls", help="list a folder of the portal")
     _add_credential_flags(p)
     p.add_argument("prefix", nargs="?", default="", help="folder in the portal (default: root)")
@@ -326,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-R", dest="recursive", action="store_true", help="list subfolders too")
     p.set_defaults(func=cmd_ls)
 
+
+def _upload_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("upload", help="upload files and folders (identical files are skipped)")
     _add_credential_flags(p)
     p.add_argument("local", nargs="+", help="local files or folders")
@@ -333,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer_flags(p, TransferConfig().upload_workers)
     p.set_defaults(func=cmd_upload)
 
+
+def _download_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("download", help="download files or folders (needs a member's login)")
     _add_credential_flags(p)
     p.add_argument("paths", nargs="+", help="files or folders in the portal")
@@ -340,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transfer_flags(p, TransferConfig().download_workers)
     p.set_defaults(func=cmd_download)
 
+
+def _mount_parser(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "mount",
         help="mount the portal as a directory (FUSE)",
@@ -354,6 +389,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let rm and mv delete and rename portal files (needs a login)",
     )
+    p.add_argument("--cache-dir", help="spool, journal and log folder (private, 0700)")
+    _add_tuning_flags(p)
+    p.add_argument("--uid", type=int, help="owner shown for files (default: you)")
+    p.add_argument("--gid", type=int, help="group shown for files (default: yours)")
+    p.add_argument(
+        "--allow-other",
+        action="store_true",
+        help="let other users in (turns on default_permissions)",
+    )
+    p.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        metavar="OPTIONS",
+        help="extra FUSE options, comma-separated",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_const",
+        const=2,
+        dest="verbose",
+        default=argparse.SUPPRESS,
+        help="log every request (secrets stay redacted)",
+    )
+    p.set_defaults(func=cmd_mount)
+
+
+def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
+    """The mount's caches, timeouts and retry pace."""
     p.add_argument(
         "--metadata-ttl",
         type=float,
@@ -361,7 +425,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long listings are trusted",
     )
-    p.add_argument("--cache-dir", help="spool, journal and log folder (private, 0700)")
     p.add_argument(
         "--timeout",
         type=float,
@@ -390,39 +453,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FOLDERS",
         help="folders listed ahead of ls -R, find and the like (0: none)",
     )
-    p.add_argument("--uid", type=int, help="owner shown for files (default: you)")
-    p.add_argument("--gid", type=int, help="group shown for files (default: yours)")
-    p.add_argument(
-        "--allow-other",
-        action="store_true",
-        help="let other users in (turns on default_permissions)",
-    )
-    p.add_argument(
-        "-o",
-        dest="options",
-        action="append",
-        metavar="OPTIONS",
-        help="extra FUSE options, comma-separated",
-    )
-    p.add_argument(
-        "--debug",
-        action="store_const",
-        const=2,
-        dest="verbose",
-        default=argparse.SUPPRESS,
-        help="log every request (secrets stay redacted)",
-    )
-    p.set_defaults(func=cmd_mount)
 
+
+def _recover_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("recover", help="send files a mount could not upload (its journal)")
     _add_credential_flags(p)
     p.add_argument("--cache-dir", help="the mount's cache folder (default: as for mount)")
     p.set_defaults(func=cmd_recover)
 
+
+def _unmount_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("unmount", help="unmount a portalfs mount")
     p.add_argument("mountpoint")
     p.set_defaults(func=cmd_unmount)
 
+
+def _serve_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("serve", help="run a self-hosted portal server")
     p.add_argument("--data", required=True, help="state folder (created on first start)")
     p.add_argument("--host", default="127.0.0.1")
@@ -433,9 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", help="allowed browser origin (repeatable)")
     p.set_defaults(func=cmd_serve)
 
+
+def _admin_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("admin", help="create portals and users on a self-hosted server")
     admin = p.add_subparsers(
-        dest="admin_command", required=True, metavar="ACTION", parser_class=strict
+        dest="admin_command", required=True, metavar="ACTION", parser_class=_strict
     )
     a = admin.add_parser("create-portal", help="create a portal; prints id, token and link")
     a.add_argument("--data", required=True)
@@ -452,7 +500,6 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--org-id", type=int)
     a.add_argument("--password-stdin", action="store_true")
     p.set_defaults(func=cmd_admin)
-    return parser
 
 
 def _setup_logging(verbosity: int) -> None:

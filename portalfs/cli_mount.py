@@ -16,6 +16,7 @@ from .cli_common import EXIT_FAILED, EXIT_OK, UsageError, clients, credentials_f
 from .client.portal import Credentials, PortalClient
 from .client.transport import Transport
 from .config import HttpConfig, MountConfig
+from .private import PrivateRotatingFileHandler, open_private, private_dir
 from .write.upload import Uploader
 
 
@@ -51,8 +52,8 @@ def hold_cache_dir(cache_dir: Path) -> int:
     """Lock CACHE/lock for this process and the daemon it forks: one mount (or recover)
     per cache folder, whose spool and journal of unsent files are not made to be shared.
     Returns the descriptor; the lock lasts as long as it stays open."""
-    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(cache_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    private_dir(cache_dir)
+    fd = open_private(cache_dir / "lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -101,12 +102,26 @@ def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, ob
         # an unchanged file cost nothing.
         "auto_cache": True,
     }
-    if args.allow_other:
+    options.update(_extra_options(args.options))
+    if args.allow_other or "allow_other" in options:
+        # Other users can enter the mount: let the kernel check each one against the mode,
+        # owner and group shown, or everyone would act with the mounter's login.
         options.update(allow_other=True, default_permissions=True)
-    for item in ",".join(args.options or []).split(","):
+    if config.read_only:
+        options["ro"] = True  # so that `mount` and /proc/mounts say so too
+    return options
+
+
+def _extra_options(given: list[str] | None) -> dict[str, object]:
+    """The -o options as a dict; `default_permissions` only as a plain flag (a value such
+    as 0 would switch off the permission checks that allow_other relies on)."""
+    options: dict[str, object] = {}
+    for item in ",".join(given or []).split(","):
         if item:
             key, _, value = item.partition("=")
             options[key] = value if value else True
+    if options.get("default_permissions", True) is not True:
+        raise UsageError("-o default_permissions takes no value; permissions cannot be unchecked")
     return options
 
 
@@ -125,6 +140,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = Path(args.target[-1]).resolve()
     creds = credentials_from(args)
     try:
+        if mount.is_dead(mountpoint):
+            mount.unmount(mountpoint)
+            print(f"portalfs: unmounted what a killed mount left at {mountpoint}", file=sys.stderr)
         mount.check_mountpoint(mountpoint)
     except mount.MountError as exc:
         raise UsageError(str(exc)) from None
@@ -193,9 +211,14 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# mount.log: rotated by the daemon itself (it may run for months, and no logrotate rule is
+# installed for a per-user cache folder); at most 4 x 10 MiB.
+LOG_MAX_BYTES, LOG_BACKUPS = 10 * 1024 * 1024, 3
+
+
 def _log_to_file(path: Path, verbosity: int) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    private_dir(path.parent)
+    handler = PrivateRotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

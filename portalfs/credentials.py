@@ -11,7 +11,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .client.portal import Credentials
 from .config import DEFAULT_API_URL
+from .private import private_dir, write_private
 
 
 class CredentialsError(Exception):
@@ -85,15 +85,12 @@ def saved_jwt(api_url: str) -> str | None:
 def save_jwt(api_url: str, jwt: str) -> Path:
     """Store a JWT for this API in the 0600 login file; returns its path."""
     path = _login_file()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(path.parent)
     logins = {}
     if path.exists():
         logins = json.loads(read_secret_file(path)).get("logins", {})
     logins[api_url.rstrip("/")] = jwt
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".login-")
-    with os.fdopen(fd, "w") as f:  # mkstemp creates the file 0600
-        json.dump({"logins": logins}, f)
-    os.replace(tmp, path)
+    write_private(path, json.dumps({"logins": logins}).encode())
     return path
 
 
@@ -137,12 +134,35 @@ def resolve(sources: CredentialSources, environ: dict[str, str]) -> Credentials:
         or environ.get("EI_PORTAL_TOKEN")
         or None
     )
-    jwt = (
-        (read_secret_file(sources.jwt_file) if sources.jwt_file else None)
-        or environ.get("EI_JWT_TOKEN")
-        or saved_jwt(api_url)
-    )
+    where = "--api-url" if sources.api_url else "the portal link" if link else "EI_API_URL"
+    jwt = _jwt(sources, environ, api_url, where)
     return Credentials(api_url, _portal_id(sources, link, environ), token, jwt)
+
+
+def _jwt(sources: CredentialSources, environ: dict, api_url: str, where: str) -> str | None:
+    """The member's JWT, sent only to the API it belongs to: a saved login to the API it
+    was saved for; --jwt-file to --api-url or EI_API_URL (else the default service);
+    EI_JWT_TOKEN to EI_API_URL (else the default service). Another API, named by a link
+    or --api-url, is refused: a JWT sent there would let its owner act as you."""
+    env_api = (environ.get("EI_API_URL") or DEFAULT_API_URL).rstrip("/")
+    if sources.jwt_file:
+        _check_same_api("--jwt-file", (sources.api_url or env_api).rstrip("/"), api_url, where)
+        return read_secret_file(sources.jwt_file)
+    if environ.get("EI_JWT_TOKEN"):
+        _check_same_api("EI_JWT_TOKEN", env_api, api_url, where)
+        return environ["EI_JWT_TOKEN"]
+    return saved_jwt(api_url)
+
+
+def _check_same_api(source: str, owner: str, api_url: str, where: str) -> None:
+    if owner == api_url:
+        return
+    raise CredentialsError(
+        f"the login in {source} is for {urlsplit(owner).netloc} (EI_API_URL, or the default "
+        f"service), not for {urlsplit(api_url).netloc} (from {where}); it is not sent there. "
+        f"{'Drop --jwt-file' if source.startswith('-') else 'Unset ' + source} to use the "
+        f"portal token alone, or set EI_API_URL={api_url} if you logged in to that server"
+    )
 
 
 def _portal_id(sources: CredentialSources, link: PortalLink | None, environ: dict) -> int | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .client import errors
 from .client.models import PortalFile
-from .client.names import check_portal_path, folder_prefix
+from .client.names import check_portal_path, check_segment, folder_prefix
 from .client.portal import PortalClient
 from .client.storage import StorageClient
 from .hashing import file_md5
@@ -125,24 +125,37 @@ class BatchDownloader:
         self.file_mode = 0o666 & ~_umask()
 
     def run(self, paths: list[str], dest: str, report: Callable[[Result], None]) -> None:
-        jobs: list[tuple[str, Path]] = []
+        jobs: list[_Job] = []
         dest_path = Path(dest)
         single_target = len(paths) == 1 and not dest_path.is_dir()
         for raw in paths:
             try:
-                jobs.extend(self._expand(raw.strip("/"), dest_path, single_target))
+                for job in self._expand(raw.strip("/"), dest_path, single_target):
+                    if isinstance(job, Result):
+                        report(job)
+                    else:
+                        jobs.append(job)
             except errors.PortalError as exc:
                 report(Result(raw, "failed", error=exc))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="download") as pool:
-            for result in pool.map(lambda job: self._one(*job), jobs):
+            for result in pool.map(self._one, jobs):
                 report(result)
 
-    def _expand(self, portal_path: str, dest: Path, single_target: bool) -> list[tuple[str, Path]]:
+    def _expand(self, portal_path: str, dest: Path, single_target: bool) -> Iterator[_Job | Result]:
         entry = self._lookup(portal_path)
         if not entry.is_folder:
-            return [(portal_path, dest if single_target else dest / entry.name)]
-        root = dest if single_target else dest / entry.name
-        return [(path, root / path[len(portal_path) + 1 :]) for path in self._walk(portal_path)]
+            if single_target:  # the user named the file: dest is theirs to choose
+                yield _Job(portal_path, dest.parent, dest.name)
+            else:
+                yield _Job(portal_path, dest, local_name(entry.name))
+            return
+        # Everything of a folder lands inside `root`, which the user named.
+        root = dest if single_target else dest / local_name(entry.name)
+        for item in self._walk(portal_path):
+            if isinstance(item, Result):
+                yield item
+            else:
+                yield _Job(item, root, item[len(portal_path) + 1 :])
 
     def _lookup(self, portal_path: str) -> PortalFile:
         check_portal_path(portal_path)
@@ -152,32 +165,79 @@ class BatchDownloader:
                 return entry
         raise errors.NotFoundError(f"{portal_path}: no such file or folder in the portal")
 
-    def _walk(self, folder: str) -> Iterator[str]:
+    def _walk(self, folder: str) -> Iterator[str | Result]:
+        """Every file below `folder`; a name from the server that is not one plain path
+        component ("/etc/x", "..", "a/../../b") is a failed Result, never a path."""
         for entry in self.portal.iter_folder(folder):
-            child = f"{folder}/{entry.name.rstrip('/')}"
+            try:
+                child = f"{folder}/{local_name(entry.name)}"
+            except errors.ProtocolError as exc:
+                yield Result(f"{folder}/{entry.name}", "failed", error=exc)
+                continue
             if entry.is_folder:
                 yield from self._walk(child)
             else:
                 yield child
 
-    def _one(self, portal_path: str, target: Path) -> Result:
+    def _one(self, job: _Job) -> Result:
         try:
+            target = job.target()  # checked before anything touches the disk
             target.parent.mkdir(parents=True, exist_ok=True)
-            url = self.portal.download_link(portal_path)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    renew = functools.partial(self.portal.download_link, portal_path)
-                    self.storage.download_to(url, out, renew=renew)
-                    size = out.tell()
-                os.chmod(tmp, self.file_mode)  # mkstemp made it 0600
-                os.replace(tmp, target)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            return Result(portal_path, "downloaded", size)
+            size = self._fetch(job.portal_path, target)
+            return Result(job.portal_path, "downloaded", size)
         except (errors.PortalError, OSError) as exc:
-            return Result(portal_path, "failed", error=exc)
+            return Result(job.portal_path, "failed", error=exc)
+
+    def _fetch(self, portal_path: str, target: Path) -> int:
+        url = self.portal.download_link(portal_path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                renew = functools.partial(self.portal.download_link, portal_path)
+                self.storage.download_to(url, out, renew=renew)
+                size = out.tell()
+            os.chmod(tmp, self.file_mode)  # mkstemp made it 0600
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return size
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One file to download: to `root / relative`, which must stay inside `root`."""
+
+    portal_path: str
+    root: Path
+    relative: str
+
+    def target(self) -> Path:
+        root = self.root.resolve()
+        name = Path(self.relative).name
+        # The folder resolved, so that neither "..", an absolute name nor a symlink already
+        # in the destination leads outside it; the last component is replaced, not followed.
+        parent = (root / self.relative).parent.resolve()
+        if (
+            self.relative.startswith("/")
+            or name in ("", ".", "..")
+            or not parent.is_relative_to(root)
+        ):
+            raise errors.ProtocolError(
+                f"{self.portal_path}: refused, the name would be written outside {root}"
+            )
+        return parent / name
+
+
+def local_name(name: str) -> str:
+    """A name the server listed, as one safe local path component; else ProtocolError."""
+    bare = name.rstrip("/")  # folders are listed with a trailing slash
+    try:
+        if "/" in bare:
+            raise errors.InvalidNameError("a listed name may not contain '/'")
+        return check_segment(bare)
+    except errors.InvalidNameError as exc:
+        raise errors.ProtocolError(f"the server listed an unsafe name {bare!r}: {exc}") from None
 
 
 def _umask() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 
+from ..by_class import by_class
 from ..client import errors
 
 ERRNO_BY_CLASS: dict[type[BaseException], int] = {
@@ -30,7 +31,4 @@ def errno_for(exc: BaseException) -> int:
     """The errno for `exc`: its own if it is an OSError that has one, else from the table."""
     if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
         return exc.errno
-    for cls in type(exc).__mro__:
-        if cls in ERRNO_BY_CLASS:
-            return ERRNO_BY_CLASS[cls]
-    return errno.EIO
+    return by_class(ERRNO_BY_CLASS, exc, errno.EIO)

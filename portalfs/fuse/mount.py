@@ -5,6 +5,7 @@ parent whether the mount came up. Knows nothing of credentials or HTTP.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import shutil
@@ -202,13 +203,25 @@ def _detach_stdio() -> None:
     os.close(devnull)
 
 
+def is_dead(mountpoint: Path) -> bool:
+    """True for a FUSE mount whose process has ended (killed, crashed): the kernel keeps it
+    and answers every access with ENOTCONN until it is unmounted. statvfs(), because stat()
+    may still be answered from the kernel's attribute cache for a while."""
+    try:
+        os.statvfs(mountpoint)
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False
+
+
 def unmount(mountpoint: Path, lazy: bool = False) -> None:
     """Unmount with fusermount3 -u (umount where it is missing, as root); `lazy` detaches a
     busy mount at once and lets its open files finish."""
-    if not os.path.exists(mountpoint):
-        raise MountError(f"{mountpoint} does not exist")
-    if not os.path.ismount(mountpoint):
-        raise MountError(f"{mountpoint} is not mounted")
+    if not is_dead(mountpoint):  # a dead mount fails every stat(), yet unmounts fine
+        if not os.path.exists(mountpoint):
+            raise MountError(f"{mountpoint} does not exist")
+        if not os.path.ismount(mountpoint):
+            raise MountError(f"{mountpoint} is not mounted")
     if shutil.which("fusermount3"):
         command = ["fusermount3", "-uz" if lazy else "-u", str(mountpoint)]
     else:
@@ -223,4 +236,6 @@ def unmount(mountpoint: Path, lazy: bool = False) -> None:
                 "; close the files and shells using it, or stop the mount process "
                 "(kill PID: open files finish and upload first)"
             )
+        if is_dead(mountpoint):
+            message += f"; this mount's process has ended: run fusermount3 -u {mountpoint}"
         raise MountError(message)

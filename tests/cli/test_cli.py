@@ -210,3 +210,61 @@ def test_recover_says_why_and_sends_once_the_server_answers(portal, tmp_path, ho
     done = cli("recover", "--cache-dir", str(cache), env={**portal.env(), **home})
     assert done.returncode == 0 and "1 sent, 0 still unsent" in done.stdout
     assert cli("ls", "rec", env={**portal.env(), **home}).stdout.split() == ["r.txt"]
+
+
+def test_a_member_login_is_not_sent_to_another_portals_server(portal, tmp_path, home):
+    from tests.portal_fixtures import start_portal
+
+    other = start_portal(tmp_path / "other")
+    before = other.server.app.state.metrics.snapshot()  # its own login, so far
+    try:
+        link = tmp_path / "link"
+        link.write_text(f"{other.server.url}/portals/{other.portal_id}?token={other.token}\n")
+        link.chmod(0o600)
+        jwt_file = tmp_path / "jwt"
+        jwt_file.write_text(portal.jwt)
+        jwt_file.chmod(0o600)
+        member = {**portal.env(member=True), **home}
+        for how in (
+            ["ls", "--link-file", str(link)],
+            ["upload", str(link), "--link-file", str(link)],
+        ):
+            done = cli(*how, env=member)
+            assert done.returncode == 2 and "not sent there" in done.stderr
+            assert portal.jwt not in done.stdout + done.stderr
+        by_file = cli("ls", "--link-file", str(link), "--jwt-file", str(jwt_file), env=home)
+        assert by_file.returncode == 2 and "not sent there" in by_file.stderr
+        assert other.server.app.state.metrics.snapshot() == before  # no request reached it
+        # Named in the same place, the login goes there.
+        same = cli(
+            "ls",
+            "--link-file",
+            str(link),
+            env={**home, "EI_JWT_TOKEN": other.jwt, "EI_API_URL": other.api_url},
+        )
+        assert same.returncode == 0, same.stderr
+    finally:
+        other.server.stop()
+
+
+def test_an_expired_login_is_reported_with_its_time_from_every_source(portal, tmp_path, home):
+    import base64
+
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": 1600000000}).encode()).rstrip(b"=")
+    expired = f"e30.{claims.decode()}.sig"  # 2020-09-13 12:26 UTC; the server refuses it
+    jwt_file = tmp_path / "jwt"
+    jwt_file.write_text(expired)
+    jwt_file.chmod(0o600)
+    saved = Path(home["XDG_CONFIG_HOME"]) / "portalfs/login.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(json.dumps({"logins": {portal.api_url: expired}}))
+    saved.chmod(0o600)
+    env = {**portal.env(), **home}
+    runs = {
+        "environment": cli("ls", env={**env, "EI_JWT_TOKEN": expired}),
+        "file": cli("ls", "--jwt-file", str(jwt_file), env=env),
+        "saved": cli("ls", env=env),
+    }
+    for source, done in runs.items():
+        assert done.returncode == 3, (source, done.stderr)
+        assert "your login expired at 2020-09-13 12:26 UTC" in done.stderr, source

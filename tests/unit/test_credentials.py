@@ -80,7 +80,8 @@ def test_saved_login_is_0600_and_used_for_its_api_only(tmp_path):
     assert path.parent.stat().st_mode & 0o777 == 0o700
     assert resolve(CredentialSources(api_url="http://a/v1"), {}).jwt == "jwt-a"
     assert resolve(CredentialSources(api_url="http://b/v1"), {}).jwt is None
-    assert resolve(CredentialSources(api_url="http://a/v1"), {"EI_JWT_TOKEN": "e"}).jwt == "e"
+    same_api = {"EI_JWT_TOKEN": "e", "EI_API_URL": "http://a/v1"}
+    assert resolve(CredentialSources(api_url="http://a/v1"), same_api).jwt == "e"
 
 
 def test_jwt_expiry_is_read_without_verifying():
@@ -95,3 +96,31 @@ def test_secrets_are_hidden_from_repr():
         CredentialSources(), {"EI_PORTAL_TOKEN": "canary-tok", "EI_JWT_TOKEN": "canary-jwt"}
     )
     assert "canary" not in repr(creds)
+
+
+def test_environment_jwt_goes_only_to_the_api_named_beside_it():
+    # EI_JWT_TOKEN belongs to EI_API_URL, or to the default service when that is unset.
+    env = {"EI_JWT_TOKEN": "canary-jwt", "EI_PORTAL_LINK": "https://evil.test/portals/5?token=t"}
+    with pytest.raises(CredentialsError) as refused:
+        resolve(CredentialSources(), env)
+    message = str(refused.value)
+    assert "studio.edgeimpulse.com" in message and "evil.test" in message
+    assert "canary" not in message
+    with pytest.raises(CredentialsError, match=r"evil\.test"):
+        resolve(CredentialSources(api_url="https://evil.test/v1"), {"EI_JWT_TOKEN": "j"})
+    same = {**env, "EI_API_URL": "https://evil.test/v1/"}
+    assert resolve(CredentialSources(), same).jwt == "canary-jwt"
+    default = {"EI_JWT_TOKEN": "j", "EI_PORTAL_LINK": "https://studio.edgeimpulse.com/portals/1"}
+    assert resolve(CredentialSources(), default).jwt == "j"
+
+
+def test_jwt_file_goes_only_to_api_url_or_ei_api_url(tmp_path):
+    jwt = secret_file(tmp_path, "jwt", "canary-jwt")
+    link = secret_file(tmp_path, "link", "http://other.test:81/portals/5?token=t")
+    with pytest.raises(CredentialsError) as refused:
+        resolve(CredentialSources(jwt_file=jwt, link_file=link), {"EI_API_URL": "http://a/v1"})
+    assert "other.test:81" in str(refused.value) and "canary" not in str(refused.value)
+    with_flag = CredentialSources(jwt_file=jwt, link_file=link, api_url="http://other.test:81/v1")
+    assert resolve(with_flag, {}).jwt == "canary-jwt"
+    with_env = {"EI_API_URL": "http://other.test:81/v1"}
+    assert resolve(CredentialSources(jwt_file=jwt, link_file=link), with_env).jwt == "canary-jwt"
