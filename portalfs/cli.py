@@ -459,6 +459,11 @@ def _recover_parser(sub: _Subparsers) -> None:
     p = sub.add_parser("recover", help="send files a mount could not upload (its journal)")
     _add_credential_flags(p)
     p.add_argument("--cache-dir", help="the mount's cache folder (default: as for mount)")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="only list unsent and refused files (safe beside a running mount); exit 1 if any",
+    )
     p.set_defaults(func=cmd_recover)
 
 

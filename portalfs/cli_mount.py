@@ -185,20 +185,50 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    """Send what a mount left in its journal of unsent files, without mounting."""
+    """Send what a mount left in its journal of unsent files, without mounting; with --list,
+    only say what is there."""
     from .write.journal import Journal
     from .write.resend import Resender
 
+    if args.list:
+        cache_dir = (
+            Path(args.cache_dir) if args.cache_dir else cache_dir_for(args, credentials_from(args))
+        )
+        return _list_journal(cache_dir)
     creds = credentials_from(args)
     cache_dir = cache_dir_for(args, creds)
     hold_cache_dir(cache_dir)
     portal, storage = clients(creds)
-    resender = Resender(Journal(cache_dir / "unsent"), Uploader(portal, storage))
+    journal = Journal(cache_dir / "unsent")
+    resender = Resender(journal, Uploader(portal, storage))
     sent, unsent = resender.send_all()
     print(f"{sent} sent, {unsent} still unsent (in {cache_dir / 'unsent'})")
+    if refused := journal.refused():
+        print(f"{len(refused)} refused by the portal for good: portalfs recover --list says why")
     if unsent and resender.last_error is not None:
         raise resender.last_error  # main() says why, with the exit code of its kind
     return EXIT_FAILED if unsent else EXIT_OK
+
+
+def _list_journal(cache_dir: Path) -> int:
+    """Print what waits in the journal of `cache_dir`, and what the portal refused; changes
+    nothing, so it may run beside the mount. Exit 1 while anything is there."""
+    from .write.journal import contents
+
+    unsent, refused, orphans = contents(cache_dir)
+    for title, entries in (
+        ("unsent, sent again automatically", unsent),
+        ("refused for good", refused),
+    ):
+        print(f"{title}: {len(entries)}")
+        for entry in entries:
+            why = f"  ({entry.reason})" if entry.reason else ""
+            print(f"  {entry.portal_path}  {entry.size} bytes  {entry.data_path}{why}")
+    if orphans:
+        print(f"kept, destination unknown: {len(orphans)}")
+        for path in orphans:
+            print(f"  {path}  {path.stat().st_size} bytes")
+    return EXIT_FAILED if unsent or refused or orphans else EXIT_OK
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ def write_private(path: Path, data: bytes) -> None:
 def copy_private(source: Path, target: Path) -> None:
     """Copy `source` into `target` (0600), replacing what `target` held."""
     fd = open_private(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+    with os.fdopen(fd, "wb") as dst, open(source, "rb") as src:
         shutil.copyfileobj(src, dst, _COPY_CHUNK_BYTES)
 
 

@@ -13,6 +13,7 @@ from ..client.portal import Credentials, PortalClient
 from ..client.storage import StorageClient
 from ..client.transport import Transport
 from ..config import HttpConfig, MountConfig
+from ..private import private_dir
 from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
 from ..write.spool import clear_leftovers
@@ -23,13 +24,6 @@ from .listing import entries_of
 from .reader import RemoteReader
 
 log = logging.getLogger(__name__)
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (0700) if needed and make sure no one else can look inside."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-    return path
 
 
 def build_portalfs(

@@ -18,11 +18,12 @@ import json
 import logging
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from ..private import copy_private, open_private
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def _write_record(entry: Unsent, replace_existing: bool = False) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         view = memoryview(data)
         while view:
@@ -341,11 +342,8 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _copy_private(source: Path, target: Path) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as dst:
-        try:
-            with open(source, "rb") as src:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
+    try:
+        copy_private(source, target)
+    except BaseException:
+        target.unlink(missing_ok=True)  # never a partial copy that looks whole
+        raise

@@ -19,6 +19,8 @@ from .upload import Uploader, UploadRequest, refused_for_good
 
 log = logging.getLogger(__name__)
 
+_SENT, _UNSENT, _REFUSED = "sent", "unsent", "refused"
+
 
 class Resender:
     """Sends journal entries; `start()` runs it in the background every `interval_s`."""
@@ -45,7 +47,8 @@ class Resender:
 
     def send_all(self, skip: set[str] | None = None) -> tuple[int, int]:
         """Upload the newest entry of each path (except paths in `skip`, open right now);
-        returns (sent or set aside, still unsent)."""
+        returns (sent, still unsent). Entries the portal refuses for good are neither: they
+        move to the journal's refused/."""
         with self._lock:
             newest: dict[str, Unsent] = {}
             for entry in self.journal.entries():
@@ -53,35 +56,30 @@ class Resender:
                 if older is not None:
                     self.journal.forget(older)  # superseded by a later version of the file
                 newest[entry.portal_path] = entry
-            sent = failed = 0
-            for path, entry in newest.items():
-                if skip and path in skip:
-                    continue
-                if self._send(entry):
-                    sent += 1
-                else:
-                    failed += 1
-            return sent, failed
+            results = [
+                self._send(entry) for path, entry in newest.items() if not (skip and path in skip)
+            ]
+            return results.count(_SENT), results.count(_UNSENT)
 
-    def _send(self, entry: Unsent) -> bool:
+    def _send(self, entry: Unsent) -> str:
         request = UploadRequest(entry.data_path, entry.portal_path, entry.size, entry.md5)
         with self.journal.sending(entry.portal_path):
             if not self.journal.holds(entry):
-                return True  # a newer version was stored while we waited our turn
+                return _SENT  # a newer version was stored while we waited our turn
             try:
                 outcome = self.uploader.upload(request)
             except (errors.PortalError, OSError) as exc:
                 if refused_for_good(exc):
                     self.journal.set_aside(entry, str(exc))
-                    return True
+                    return _REFUSED
                 log.info("%s is still unsent: %s", entry.portal_path, exc)
                 self.last_error = exc
-                return False
+                return _UNSENT
             log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
             self.journal.forget(entry)
             if self.on_sent:
                 self.on_sent(entry)
-            return True
+            return _SENT
 
     def start(self, busy_paths: Callable[[], set[str]] | None = None) -> None:
         """Send now and then every interval, in the background, until stop()."""

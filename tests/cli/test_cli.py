@@ -212,6 +212,29 @@ def test_recover_says_why_and_sends_once_the_server_answers(portal, tmp_path, ho
     assert cli("ls", "rec", env={**portal.env(), **home}).stdout.split() == ["r.txt"]
 
 
+def test_recover_list_shows_unsent_and_refused_files_and_changes_nothing(portal, tmp_path, home):
+    import hashlib
+
+    from portalfs.write.journal import Journal
+
+    cache = tmp_path / "cache"
+    journal = Journal(cache / "unsent")
+    for name in ("a.txt", "big.bin"):
+        (tmp_path / name).write_bytes(name.encode())
+        journal.record(
+            tmp_path / name, f"d/{name}", len(name), hashlib.md5(name.encode()).hexdigest()
+        )
+    journal.set_aside(journal.entries()[-1], "upload link: HTTP 400: too large")
+    before = sorted(p.name for p in cache.rglob("*"))
+    listed = cli("recover", "--list", "--cache-dir", str(cache), env=home)  # no credentials
+    assert listed.returncode == 1, listed.stderr  # something waits
+    assert "unsent, sent again automatically: 1" in listed.stdout and "d/a.txt" in listed.stdout
+    assert "refused for good: 1" in listed.stdout and "too large" in listed.stdout
+    assert sorted(p.name for p in cache.rglob("*")) == before
+    empty = cli("recover", "--list", "--cache-dir", str(tmp_path / "none"), env=home)
+    assert empty.returncode == 0 and "unsent, sent again automatically: 0" in empty.stdout
+
+
 def test_a_member_login_is_not_sent_to_another_portals_server(portal, tmp_path, home):
     from tests.portal_fixtures import start_portal
 
