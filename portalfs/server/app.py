@@ -16,14 +16,16 @@ from .signing import Signer
 from .state import State
 from .storage import open_storage
 from .storage.local import LocalStorage
+from .storage.upload_check import start_sweeper
 
 
 def create_app(config: ServerConfig) -> FastAPI:
     """The server for `config`; the data folder must exist or is created, an S3 bucket
     must exist (StorageError otherwise).
 
-    app.state carries `services` (api.Services), `metrics` (middleware.Metrics) and
-    `faults` (faults.FaultInjector, the test-only fault injection seam)."""
+    app.state carries `services` (api.Services), `metrics` (middleware.Metrics),
+    `faults` (faults.FaultInjector, the test-only fault injection seam) and
+    `upload_sweeper` (storage.upload_check.Sweeper; stop it with the server)."""
     state = State.open(config.data_dir)
     signer = Signer(state.key_for("storage-url"), config.base_url, config.link_ttl_s)
     storage = open_storage(config, signer)
@@ -40,6 +42,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.services = api.Services(config, state, storage, issuer, signer)
     app.state.metrics = Metrics()
     app.state.faults = FaultInjector()
+    app.state.upload_sweeper = start_sweeper(storage, config.upload_sweep_s)
     errors.install(app)
     routers = [api.router, page.router]
     if isinstance(storage, LocalStorage):

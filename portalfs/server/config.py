@@ -19,6 +19,9 @@ class ServerConfig:
     # S3's limit for a single PUT; the API has no multipart upload.
     max_file_bytes: int = 5 * 1024**3
     link_ttl_s: int = 3600
+    # How often objects behind live upload links are checked even if nobody lists them
+    # (S3 only: the local backend checks at the PUT).
+    upload_sweep_s: float = 60.0
     jwt_ttl_s: int = 86400
     cors_origins: tuple[str, ...] = ("*",)
     # Base of every link the server hands out; set it when clients reach us through a proxy.

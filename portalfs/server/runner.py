@@ -57,6 +57,7 @@ class ServerHandle:
         """Asks the server to finish; with `wait`, returns once it has (uvicorn takes
         0.1-0.2 s). Test fixtures pass wait=False: the daemon thread ends on its own."""
         self._server.should_exit = True
+        self.app.state.upload_sweeper.stop()
         if not wait:
             return
         self._thread.join(timeout_s)
