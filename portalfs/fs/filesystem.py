@@ -124,10 +124,9 @@ class PortalFS:
                 return Entry(paths.split(path)[1], True)
         if open_file is not None and open_file.spool is not None:
             return Entry(paths.split(path)[1], False, open_file.current_size, open_file.mtime_ns)
-        if self.journal:  # rarely: only while uploads failed and wait to be sent again
-            unsent = self.journal.newest().get(paths.to_portal(path))
-            if unsent is not None:
-                return _unsent_entry(unsent)
+        unsent = self.journal.newest_of(paths.to_portal(path))
+        if unsent is not None:  # rarely: only while uploads failed and wait to be sent again
+            return _unsent_entry(unsent)
         return self.metadata.lookup(path)
 
     def _existing(self, path: str) -> Entry:

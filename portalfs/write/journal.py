@@ -108,6 +108,12 @@ class Journal:
         with self._guard:
             return {path: max(es, key=_by_seq) for path, es in self._by_path.items()}
 
+    def newest_of(self, portal_path: str) -> Unsent | None:
+        """The newest unsent entry of `portal_path`, if any."""
+        with self._guard:
+            entries = self._by_path.get(portal_path)
+            return max(entries, key=_by_seq) if entries else None
+
     def holds(self, entry: Unsent) -> bool:
         """Whether `entry` is still unsent (not forgotten as sent or superseded)."""
         with self._guard:
