@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from ..fs import paths
+from .. import paths
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import paths
 from ..cache.blocks import BlockCache
 from ..cache.links import LinkCache
 from ..cache.metadata import Entry, MetadataCache
@@ -15,7 +16,6 @@ from ..config import HttpConfig, MountConfig
 from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
 from ..write.upload import Uploader
-from . import paths
 from .filesystem import PortalFS
 from .listing import entries_of
 from .reader import RemoteReader

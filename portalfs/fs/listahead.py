@@ -16,9 +16,9 @@ import threading
 import time
 from collections import OrderedDict
 
+from .. import paths
 from ..cache.metadata import MetadataCache
 from ..client import errors
-from . import paths
 
 log = logging.getLogger(__name__)
 
