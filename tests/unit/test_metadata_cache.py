@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import tracemalloc
 
 import pytest
 
@@ -129,3 +131,141 @@ def test_without_a_listing_to_fall_back_on_the_failure_is_raised():
     cache = MetadataCache(fetch, ttl_s=5, timer=Clock(), stale_on=(Down,))
     with pytest.raises(Down):
         cache.lookup("/a")
+
+
+def _traced_bytes() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def test_a_hundred_thousand_writes_in_ten_thousand_folders_leave_memory_flat():
+    # Before: one record kept per file written, until its folder was listed again.
+    cache = MetadataCache(Folder({}), ttl_s=5, timer=Clock(), max_records=1000)
+    tracemalloc.start()
+    try:
+        for i in range(10_000):
+            cache.record_stored(f"/d{i % 10_000:05}/f{i:06}.jpg", 16384, f"{i:032x}")
+        after_ten_thousand = _traced_bytes()
+        for i in range(10_000, 100_000):
+            cache.record_stored(f"/d{i % 10_000:05}/f{i:06}.jpg", 16384, f"{i:032x}")
+        grown = _traced_bytes() - after_ten_thousand
+    finally:
+        tracemalloc.stop()
+    # 90,000 more records would be some 30 MB; the bound keeps it to noise.
+    assert grown < 64 * 1024
+    assert len(cache._local) == 1000
+    assert sum(len(names) for names in cache._names.values()) == 1000
+
+
+def test_ten_thousand_folders_listed_leave_memory_flat_expired_or_not():
+    # Before: up to 4096 folders of any size, in insertion order, expired or not.
+    folders = {
+        f"/d{i:05}": [Entry(f"f{j:03}.jpg", False, j) for j in range(50)] for i in range(10_000)
+    }
+    clock = Clock()
+    cache = MetadataCache(Folder(folders), ttl_s=5, timer=clock, max_entries=5100)
+    tracemalloc.start()
+    try:
+        for i in range(1000):
+            cache.listing(f"/d{i:05}")
+            clock.now += 0.01  # the early ones expire meanwhile
+        after_a_thousand = _traced_bytes()
+        for i in range(1000, 10_000):
+            cache.listing(f"/d{i:05}")
+            clock.now += 0.01
+        grown = _traced_bytes() - after_a_thousand
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024
+    assert cache._listings.currsize <= 5100 and len(cache._listings) == 100
+
+
+def test_the_least_recently_used_listing_goes_first_expired_ones_like_others():
+    fetch, clock = Flaky([Entry(f"f{j}", False) for j in range(9)]), Clock()
+    cache = MetadataCache(fetch, ttl_s=5, timer=clock, max_entries=20, stale_on=(Down,))
+    cache.listing("/a")
+    cache.listing("/b")  # 10 entries each (9, plus one for the folder): the bound is full
+    clock.now += 6  # both expired
+    fetch.up = False
+    assert len(cache.listing("/a")) == 9  # the expired listing, served: used again lately
+    fetch.up = True
+    cache.listing("/c")  # needs room: /b, expired and least recently used, goes
+    fetch.up = False
+    assert len(cache.listing("/a")) == 9
+    with pytest.raises(Down):
+        cache.listing("/b")
+
+
+def test_a_listing_larger_than_the_bound_is_served_not_kept():
+    fetch = Folder({"/big": [Entry(f"f{j}", False) for j in range(30)]})
+    cache = MetadataCache(fetch, ttl_s=5, timer=Clock(), max_entries=20)
+    assert len(cache.listing("/big")) == 30
+    assert cache.cached_listing("/big") is None and cache._listings.currsize == 0
+
+
+class Server:
+    """A fetch callable over a dict of folder -> {name: Entry}, as a store would list it."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, Entry]] = {}
+        self.calls: list[str] = []
+
+    def store(self, folder: str, name: str, size: int) -> None:
+        self.files.setdefault(folder, {})[name] = Entry(name, False, size)
+
+    def __call__(self, folder: str) -> list[Entry]:
+        self.calls.append(folder)
+        return list(self.files.get(folder, {}).values())
+
+
+def test_an_evicted_record_drops_the_older_listing_so_the_write_stays_visible():
+    server, clock = Server(), Clock()
+    cache = MetadataCache(server, ttl_s=60, timer=clock, max_records=2)
+    assert cache.listing("/x") == {}
+    clock.now += 1
+    server.store("/x", "new", 3)  # stored after the listing was fetched
+    cache.record_stored("/x/new", 3, None)
+    cache.record_stored("/y/a", 1, None)
+    cache.record_stored("/y/b", 1, None)  # evicts the record of /x/new
+    assert "/x/new" not in cache._local
+    assert cache.lookup("/x/new").size == 3  # a listing fetched anew, not the old one
+    assert server.calls == ["/x", "/x"]
+
+
+def test_an_evicted_record_leaves_a_newer_listing_in_place():
+    server, clock = Server(), Clock()
+    cache = MetadataCache(server, ttl_s=60, timer=clock, max_records=1)
+    server.store("/x", "new", 3)
+    cache.record_stored("/x/new", 3, None)
+    clock.now += 1
+    assert cache.lookup("/x/other") is None  # a listing that began after the write
+    cache.record_stored("/y/a", 1, None)  # evicts the record of /x/new
+    assert "/x/new" not in cache._local
+    assert cache.lookup("/x/new").size == 3 and server.calls == ["/x"]
+
+
+def test_a_record_evicted_during_its_folders_fetch_keeps_that_listing_out():
+    # The fetch began before the write and may not show it; the record that would have
+    # made up for it is gone: the listing answers its callers, and the next look fetches.
+    server, clock = Server(), Clock()
+    fetched = threading.Event()
+    release = threading.Event()
+
+    def slow(folder: str) -> list[Entry]:
+        entries = server(folder)  # the store listed before the write below
+        fetched.set()
+        release.wait(5)
+        return entries
+
+    cache = MetadataCache(slow, ttl_s=60, timer=clock, max_records=1)
+    looker = threading.Thread(target=cache.listing, args=("/x",))
+    looker.start()
+    assert fetched.wait(5)
+    clock.now += 1
+    server.store("/x", "new", 3)
+    cache.record_stored("/x/new", 3, None)
+    cache.record_stored("/y/a", 1, None)  # evicts it while /x is being fetched
+    release.set()
+    looker.join(5)
+    assert cache.cached_listing("/x") is None
+    assert cache.lookup("/x/new").size == 3 and server.calls == ["/x", "/x"]
