@@ -11,6 +11,19 @@ import pytest
 from portalfs.cache.metadata import Entry, MetadataCache
 
 
+def _until(cond, timeout_s: float = 5.0) -> bool:
+    deadline = threading.Event()
+    timer = threading.Timer(timeout_s, deadline.set)
+    timer.start()
+    try:
+        while not cond():
+            if deadline.wait(0.005):
+                return cond()
+        return True
+    finally:
+        timer.cancel()
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -20,17 +33,21 @@ class Clock:
 
 
 class Folder:
-    """A fetch callable serving a dict of folder -> entries, counting calls."""
+    """A fetch callable serving a dict of folder -> entries (or raising `error`), counting
+    calls; each waits at `gate`."""
 
     def __init__(self, entries: dict[str, list[Entry]]) -> None:
         self.entries = entries
         self.calls = 0
+        self.error: Exception | None = None
         self.gate = threading.Event()
         self.gate.set()
 
     def __call__(self, folder: str) -> list[Entry]:
         self.calls += 1
         self.gate.wait(5)
+        if self.error is not None:
+            raise self.error
         return list(self.entries.get(folder, []))
 
 
@@ -59,37 +76,46 @@ def test_own_writes_show_until_a_newer_listing_arrives():
     assert cache.lookup("/new") is None and cache.listing("/") == {}
 
 
-def test_concurrent_misses_of_one_folder_share_one_fetch():
-    fetch = Folder({"/": [Entry("a", False)]})
+def _waiting_on(future, count: int) -> bool:
+    """Whether `count` threads wait for `future` (in result()): CPython's Future waits on a
+    Condition, whose waiters are listed. Lets a test release them together, knowingly."""
+    return len(future._condition._waiters) == count
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["result", "failure"])
+def test_one_fetch_in_flight_reaches_every_waiter_with_its_result_or_failure(fails):
+    # Before, the failure case ran its callers one after another, each fetching, and passed
+    # whenever nothing was raised.
+    fetch = Folder({"/x": [Entry("a", False, 7)]})
     fetch.gate.clear()
+    fetch.error = OSError(5, "boom") if fails else None
     cache = MetadataCache(fetch, ttl_s=5, timer=Clock())
-    results = []
-    threads = [
-        threading.Thread(target=lambda: results.append(cache.lookup("/a"))) for _ in range(8)
-    ]
-    for t in threads:
+    outcomes: list[object] = []
+
+    def look() -> None:
+        try:
+            outcomes.append(cache.lookup("/x/a"))
+        except OSError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=look) for _ in range(8)]
+    threads[0].start()
+    assert _until(lambda: fetch.calls == 1)  # the first is fetching, held at the gate
+    future = cache._inflight["/x"]
+    for t in threads[1:]:
         t.start()
+    assert _until(lambda: _waiting_on(future, 7))  # the other seven wait for that fetch
     fetch.gate.set()
     for t in threads:
         t.join(5)
-    assert len(results) == 8 and all(r.name == "a" for r in results)
-    assert fetch.calls == 1
-
-
-def test_a_failed_fetch_reaches_every_waiter_and_is_not_cached():
-    calls = []
-
-    def failing(folder):
-        calls.append(folder)
-        raise OSError(5, "boom")
-
-    cache = MetadataCache(failing, ttl_s=5, timer=Clock())
-    for _ in range(2):
-        try:
-            cache.lookup("/x")
-        except OSError as exc:
-            assert exc.errno == 5
-    assert len(calls) == 2
+    assert len(outcomes) == 8 and fetch.calls == 1
+    if fails:
+        assert all(isinstance(o, OSError) and o.errno == 5 for o in outcomes)
+        with pytest.raises(OSError):
+            cache.lookup("/x/a")
+        assert fetch.calls == 2  # a failure is not cached
+    else:
+        assert all(o == Entry("a", False, 7) for o in outcomes)
 
 
 class Down(Exception):
