@@ -39,7 +39,14 @@ class BlockCache:
         with self._lock:
             return self._bytes
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the block is here; unlike get(), takes no block read ahead and leaves the
+        order of eviction as it was."""
+        with self._lock:
+            return key in self._unread or key in self._lru
+
     def get(self, key: BlockKey) -> bytes | None:
+        """The block, or None; a block read ahead is taken (evictable from now on)."""
         with self._lock:
             data = self._unread.pop(key, None)
             if data is not None:

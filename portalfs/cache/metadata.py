@@ -1,8 +1,9 @@
 """MetadataCache: folder listings kept for a TTL, so stat, lookups of missing names and
-readdir cost no request while fresh; plus entries this mount wrote itself.
+readdir cost no request while fresh; plus entries this mount wrote itself. Both are bounded
+by entries, however long the mount lives.
 
-Thread-safe: one lock guards the maps and is never held while fetching; concurrent misses of
-one folder share one fetch. Takes a fetch callable; knows nothing of HTTP.
+Thread-safe: one lock guards the caches and is never held while fetching; concurrent misses
+of one folder share one fetch. Takes a fetch callable; knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from ..fs import paths
+from cachetools import LRUCache
+
+from .. import paths
 
 log = logging.getLogger(__name__)
+
+# About 300 bytes an entry (name, ETag, the Entry): some 75 MB of listings at most, and
+# 5 MB of this mount's own writes. A record only has to outlive its folder's next listing.
+MAX_LISTED_ENTRIES = 250_000
+MAX_OWN_RECORDS = 16_384
 
 
 @dataclass(frozen=True)
@@ -38,16 +46,43 @@ class _Listing:
     expires: float
 
 
+# This mount's own write of a path: when, and the entry (None: removed).
+_Record = tuple[float, Entry | None]
+
+
+class _Records(LRUCache):
+    """Own writes by mount path, least recently used evicted first; tells `evicted` of each
+    one it evicts (under the cache's lock)."""
+
+    def __init__(self, maxsize: int, evicted: Callable[[str, _Record], None]) -> None:
+        super().__init__(maxsize)
+        self._evicted = evicted
+
+    def popitem(self) -> tuple[str, _Record]:
+        path, record = super().popitem()
+        self._evicted(path, record)
+        return path, record
+
+
 class MetadataCache:
-    """Listings by folder mount path ("/", "/a"), fresh for `ttl_s` seconds."""
+    """Listings by folder mount path ("/", "/a"), fresh for `ttl_s` seconds.
+
+    Listings hold at most `max_entries` entries in all, least recently used evicted first.
+    An expired listing counts like any other and is evicted in its turn: it stays only to
+    be served while the server is unreachable (`stale_on`), so the ones nobody looks at go
+    first. A listing larger than the whole bound is served but not kept. Own writes are at
+    most `max_records`; evicting one that its folder's kept listing predates drops that
+    listing, so the next look fetches one that shows the write.
+    """
 
     def __init__(
         self,
         fetch: Callable[[str], list[Entry]],
         ttl_s: float,
         timer: Callable[[], float] = time.monotonic,
-        max_folders: int = 4096,
+        max_entries: int = MAX_LISTED_ENTRIES,
         stale_on: tuple[type[BaseException], ...] = (),
+        max_records: int = MAX_OWN_RECORDS,
     ) -> None:
         self._fetch = fetch
         self.ttl_s = ttl_s
@@ -55,19 +90,24 @@ class MetadataCache:
         # served, for another TTL, instead of failing every stat and ls of the mount.
         self._stale_on = stale_on
         self._timer = timer
-        self._max_folders = max_folders
         self._lock = threading.Lock()
-        self._listings: dict[str, _Listing] = {}
+        # A listing counts its entries, plus one so that empty folders count too.
+        self._listings: LRUCache[str, _Listing] = LRUCache(
+            max_entries, getsizeof=lambda listing: len(listing.entries) + 1
+        )
         self._inflight: dict[str, Future[_Listing]] = {}
-        # Entries this mount uploaded or removed, by folder and name, with when; None: removed.
-        self._local: dict[str, dict[str, tuple[float, Entry | None]]] = {}
+        # Folders whose fetch in flight began before an own write it may not show, and
+        # whose evicted record can no longer make up for it: that listing is not kept.
+        self._outdated: set[str] = set()
+        self._local: _Records = _Records(max_records, self._forget_record)
+        self._names: dict[str, set[str]] = {}  # the names of _local, by folder
 
     def listing(self, folder: str) -> dict[str, Entry]:
         """Entries of `folder` by name, including this mount's own recent writes."""
         listing = self._fresh_or_fetch(folder)
         with self._lock:
             entries = dict(listing.entries)
-            for name in list(self._local.get(folder, ())):
+            for name in list(self._names.get(folder, ())):
                 found, entry = self._local_entry(folder, name, listing)
                 if found and entry is None:
                     entries.pop(name, None)
@@ -96,7 +136,8 @@ class MetadataCache:
         """Remember that this mount just wrote (or, with None, removed) `path`."""
         folder, name = paths.split(path)
         with self._lock:
-            self._local.setdefault(folder, {})[name] = (self._timer(), entry)
+            self._local[paths.join(folder, name)] = (self._timer(), entry)
+            self._names.setdefault(folder, set()).add(name)
 
     def record_stored(self, path: str, size: int, etag: str | None) -> None:
         """Remember that `path` now holds a file of `size` bytes stored just now."""
@@ -110,16 +151,35 @@ class MetadataCache:
     def _local_entry(self, folder: str, name: str, listing: _Listing) -> tuple[bool, Entry | None]:
         """(True, entry) if this mount's own record for the name is newer than `listing`;
         an older record is dropped, since the listing already shows that write. Needs _lock."""
-        records = self._local.get(folder)
-        if not records or name not in records:
+        path = paths.join(folder, name)
+        record = self._local.get(path)
+        if record is None:
             return False, None
-        when, entry = records[name]
+        when, entry = record
         if when < listing.started:
-            del records[name]
-            if not records:
-                del self._local[folder]
+            del self._local[path]
+            self._unindex(path)
             return False, None
         return True, entry
+
+    def _forget_record(self, path: str, record: _Record) -> None:
+        """A record evicted for room (under _lock): a kept listing of its folder that began
+        before the write may not show it, so it goes too."""
+        self._unindex(path)
+        folder = paths.split(path)[0]
+        listing = self._listings.get(folder)
+        if listing is not None and listing.started <= record[0]:
+            del self._listings[folder]
+        if folder in self._inflight:
+            self._outdated.add(folder)
+
+    def _unindex(self, path: str) -> None:
+        folder, name = paths.split(path)
+        names = self._names.get(folder)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self._names[folder]
 
     def _fresh_or_fetch(self, folder: str) -> _Listing:
         with self._lock:
@@ -145,6 +205,7 @@ class MetadataCache:
         finally:
             with self._lock:
                 self._inflight.pop(folder, None)
+                self._outdated.discard(folder)
         future.set_result(listing)
         return listing
 
@@ -153,8 +214,8 @@ class MetadataCache:
         now = self._timer()
         listing = _Listing(cached.entries, cached.started, now + self.ttl_s)
         with self._lock:
-            # Unless invalidated meanwhile (e.g. a reader saw the file change): then the
-            # stale listing answers this call only.
+            # Unless invalidated (or evicted) meanwhile, e.g. a reader saw the file change:
+            # then the stale listing answers this call only.
             if self._listings.get(folder) is cached:
                 self._listings[folder] = listing
         return listing
@@ -164,7 +225,10 @@ class MetadataCache:
         entries = {e.name: e for e in self._fetch(folder)}
         listing = _Listing(entries, started, started + self.ttl_s)
         with self._lock:
-            if len(self._listings) >= self._max_folders:
-                self._listings.pop(next(iter(self._listings)))
+            if folder in self._outdated:
+                return listing  # see _outdated: this caller only
+            if len(entries) + 1 > self._listings.maxsize:
+                log.warning("%s has %d entries, more than the cache keeps", folder, len(entries))
+                return listing
             self._listings[folder] = listing
         return listing

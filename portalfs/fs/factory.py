@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .. import paths
 from ..cache.blocks import BlockCache
 from ..cache.links import LinkCache
 from ..cache.metadata import Entry, MetadataCache
@@ -18,7 +19,6 @@ from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
 from ..write.spool import clear_leftovers
 from ..write.upload import Uploader
-from . import paths
 from .filesystem import PortalFS
 from .listing import entries_of
 from .reader import RemoteReader

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import paths
 from ..cache.metadata import Entry, MetadataCache
 from ..client import errors
 from ..client.models import md5_from_etag
@@ -29,7 +30,6 @@ from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
 from ..write.spool import Spool
 from ..write.upload import Uploader, UploadRequest, refused_for_good
-from . import paths
 from .handles import Handle, OpenFile
 from .listahead import ListAhead
 from .reader import RemoteReader

@@ -14,11 +14,12 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 
+from cachetools import TTLCache
+
+from .. import paths
 from ..cache.metadata import MetadataCache
 from ..client import errors
-from . import paths
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ class ListAhead:
         self.ahead = ahead
         self._lock = threading.Lock()
         self._previous: str | None = None
-        self._asked: OrderedDict[str, float] = OrderedDict()  # folder: when
+        # Folders asked for within a TTL: still fresh, or being listed. Guarded by _lock.
+        self._asked: TTLCache[str, bool] = TTLCache(_REMEMBERED, metadata.ttl_s, time.monotonic)
         self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         # Daemon threads, not a ThreadPoolExecutor: Python waits for an executor's threads at
         # exit, and a listing retrying against a server that is gone would hold up unmount.
@@ -56,17 +58,13 @@ class ListAhead:
             return
         subfolders = sorted(n for n, entry in siblings.items() if entry.is_dir)
         later = [n for n in subfolders if n > name][: self.ahead]
-        now, submitted = time.monotonic(), 0
+        submitted = 0
         for sibling in later:
             path = paths.join(parent, sibling)
             with self._lock:
-                asked = self._asked.pop(path, None)
-                if asked is not None and now - asked < self.metadata.ttl_s:
-                    self._asked[path] = asked
+                if self._asked.get(path):
                     continue  # listed lately: still fresh, or being listed
-                self._asked[path] = now
-                if len(self._asked) > _REMEMBERED:
-                    self._asked.popitem(last=False)
+                self._asked[path] = True
             self._todo.put(path)
             submitted += 1
         if submitted:

@@ -57,14 +57,15 @@ class _Budget:
         self.streams: dict[int, _Stream] = {}
 
     def window(self, streams: int) -> int:
-        """Each stream's window when `streams` are going: an equal share of the budget."""
+        """Each stream's window when `streams` are running: an equal share of the budget."""
         return min(self.max_window, self.blocks // max(1, streams))
 
-    def going(self) -> int:
+    def running(self) -> int:
+        """How many streams have not ended."""
         return sum(not s.ended for s in self.streams.values())
 
     def share_out(self) -> None:
-        window = self.window(self.going())
+        window = self.window(self.running())
         for stream in self.streams.values():
             stream.resize(window)
 
@@ -88,7 +89,7 @@ class _Budget:
         if self.streams.get(reader) is stream:
             del self.streams[reader]
         stream.end()
-        stream.passed(stream.unread())
+        stream.hand_back(stream.unread())
         self.share_out()
 
     def wake_all(self) -> None:
@@ -108,8 +109,8 @@ class _Stream:
     ahead they may; it goes on once the reader is a quarter of a window closer, not after
     every block, and always for a block the reader waits for. So memory stays bounded
     however large and however many the files. Blocks more than `lag` behind the reader,
-    taken or skipped, go to `passed` (to become evictable); the `lag` nearest stay, for the
-    reader's requests that come out of order.
+    taken or skipped, are handed back (`hand_back`: evictable from then on); the `lag` nearest
+    stay, for the reader's requests that come out of order.
 
     Guarded by the budget's lock, through a condition of its own.
     """
@@ -121,12 +122,12 @@ class _Stream:
         first: int,
         last: int,
         budget: _Budget,
-        passed: Callable[[Iterable[int]], None],
+        hand_back: Callable[[Iterable[int]], None],
         lag: int = 0,
     ) -> None:
         self.portal_path, self.etag = portal_path, etag
         self.first, self.last, self.lag = first, last, lag
-        self.budget, self.passed = budget, passed
+        self.budget, self.hand_back = budget, hand_back
         self.cond = threading.Condition(budget.lock)
         self.next = first  # the next block to arrive
         self.position = first  # the block the reader is at
@@ -178,7 +179,7 @@ class _Stream:
             kept = self._kept()
             others_paused = not self.budget.room()  # they may go on once this holds less
             self.position = index
-            self.passed(range(kept.start, min(self._kept().start, kept.stop)))
+            self.hand_back(range(kept.start, min(self._kept().start, kept.stop)))
             if others_paused:
                 self.budget.wake_all()
             elif self.next <= self.position + self.ahead - self.resume_gap:
@@ -194,7 +195,7 @@ class _Stream:
             self.next = index + 1
             self.cond.notify_all()
             if index < self._kept().start:
-                self.passed((index,))  # the reader jumped past it while it was on its way
+                self.hand_back((index,))  # the reader jumped past it while it was on its way
             if self._paused(gap=0):
                 while not self.ended and self._paused(self.resume_gap):
                     self.cond.wait()
@@ -260,9 +261,10 @@ class RemoteReader:
         index, last = offset // bs, (size + bs - 1) // bs
         if index >= last:
             return
-        if self.blocks.get(BlockKey(portal_path, etag, index)) is not None:
+        if BlockKey(portal_path, etag, index) in self.blocks:
             # Already here (typically: a stream that finished before the reader caught up).
-            # The next read that misses the cache starts a stream from there.
+            # The next read that misses the cache starts a stream from there. Only looked
+            # at: a block read ahead stays unevictable until its reader reads it.
             return
         with self._budget.lock:
             current = self._streams.get(reader)
@@ -271,9 +273,11 @@ class RemoteReader:
             if current:
                 self._budget.retire(reader, current)
             new = None
-            if self._budget.window(self._budget.going() + 1) > 0:
-                passed = functools.partial(self._release, portal_path, etag)
-                new = _Stream(portal_path, etag, index, last, self._budget, passed, self.lag_blocks)
+            if self._budget.window(self._budget.running() + 1) > 0:
+                hand_back = functools.partial(self._release, portal_path, etag)
+                new = _Stream(
+                    portal_path, etag, index, last, self._budget, hand_back, self.lag_blocks
+                )
                 self._streams[reader] = new
                 self._budget.share_out()
         if new:
@@ -346,6 +350,10 @@ class RemoteReader:
         except errors.PortalError as exc:
             # The reader falls back to single-block GETs, which report the error itself.
             log.info("read-ahead of %s stopped: %s", stream.portal_path, exc)
+        except Exception:
+            # Anything else (OSError, a bug) too: the reader falls back all the same, and the
+            # cause is logged here, since a thread's uncaught exception reaches no log.
+            log.exception("read-ahead of %s failed; reading block by block", stream.portal_path)
         finally:
             stream.end()
 

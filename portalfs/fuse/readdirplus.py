@@ -12,7 +12,7 @@ from typing import Any
 
 import mfusepy
 
-from ..fs import paths
+from .. import paths
 
 # libfuse 3: readdir's flags carry FUSE_READDIR_PLUS when the kernel asked for READDIRPLUS,
 # and the filler takes FUSE_FILL_DIR_PLUS when its stat is complete.

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -247,22 +246,38 @@ def test_unmount_command(mount_portal):
 
 
 def test_a_stalled_upload_does_not_block_ls_or_stat_elsewhere(mount_portal, portal):
-    from portalfs.server.faults import Delay
+    import threading
+
+    import anyio
+
+    class Hold:
+        """Stalls the request until `release` (at most 30 s), telling when it is held."""
+
+        def __init__(self) -> None:
+            self.held, self.release, self.timed_out = threading.Event(), threading.Event(), False
+
+        async def __call__(self, app, scope, receive, send) -> None:
+            self.held.set()
+            self.timed_out = not await anyio.to_thread.run_sync(self.release.wait, 30)
+            await app(scope, receive, send)
 
     m = mount_portal("--metadata-ttl", "0")
     (m.path / "other").mkdir()
     (m.path / "other/f.txt").write_bytes(b"f")
-    portal.server.app.state.faults.add("storage_put", Delay(3.0))
+    hold = Hold()
+    portal.server.app.state.faults.add("storage_put", hold)
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit((m.path / "slow.bin").write_bytes, b"s" * 100_000)
-        wait_for(lambda: (m.path / "slow.bin").exists(), 5, "the slow file to appear")
-        started = time.monotonic()
-        for _ in range(5):
+        assert hold.held.wait(10), "the PUT did not reach the server"
+        for _ in range(5):  # while the PUT is held: they must not wait for it
             assert [p.name for p in (m.path / "other").iterdir()] == ["f.txt"]
             assert (m.path / "other/f.txt").stat().st_size == 1
-        assert time.monotonic() - started < 1.0
-        assert not slow.done()
+        # Done before the PUT was let go (had they waited for it, the hold would have run
+        # out first): an event, not a time limit.
+        assert not hold.timed_out and not slow.done()
+        hold.release.set()
         slow.result(timeout=30)
+    assert not hold.timed_out
     assert (m.path / "slow.bin").read_bytes() == b"s" * 100_000
 
 

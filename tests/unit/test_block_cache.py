@@ -48,3 +48,14 @@ def test_a_block_put_again_is_counted_once():
     cache.put(_key(0), b"y" * 10)
     assert cache.bytes_held == 10
     assert cache.get(_key(0)) == b"y" * 10
+
+
+def test_looking_for_a_block_neither_takes_it_nor_moves_it():
+    cache = BlockCache(block_bytes=10, max_bytes=30)
+    cache.put(_key(0), b"a" * 10, unread=True)
+    cache.put(_key(1), b"x" * 10)
+    assert _key(0) in cache and _key(1) in cache and _key(5) not in cache
+    for index in range(2, 6):  # room needed: the looked-at block 1 goes first all the same
+        cache.put(_key(index), b"x" * 10)
+    assert _key(1) not in cache
+    assert cache.get(_key(0)) == b"a" * 10  # still unread until get() took it

@@ -5,7 +5,7 @@ Pure functions; no I/O.
 
 from __future__ import annotations
 
-from ..client.names import check_segment
+from .client.names import check_segment
 
 
 def to_portal(path: str) -> str:
