@@ -83,12 +83,14 @@ class MetadataCache:
         max_entries: int = MAX_LISTED_ENTRIES,
         stale_on: tuple[type[BaseException], ...] = (),
         max_records: int = MAX_OWN_RECORDS,
+        quiet_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         self._fetch = fetch
         self.ttl_s = ttl_s
         # Failures (e.g. the server unreachable) after which an expired listing is still
         # served, for another TTL, instead of failing every stat and ls of the mount.
         self._stale_on = stale_on
+        self._quiet_on = quiet_on
         self._timer = timer
         self._lock = threading.Lock()
         # A listing counts its entries, plus one so that empty folders count too.
@@ -142,6 +144,13 @@ class MetadataCache:
     def record_stored(self, path: str, size: int, etag: str | None) -> None:
         """Remember that `path` now holds a file of `size` bytes stored just now."""
         self.record(path, Entry(paths.split(path)[1], False, size, time.time_ns(), etag))
+
+    def record_new_folder(self, folder: str) -> None:
+        """`folder` was just made by this mount, so it holds nothing yet: that is its listing
+        for a TTL, with no request (so files can be made in it while the server is down)."""
+        now = self._timer()
+        with self._lock:
+            self._listings[folder] = _Listing({}, now, now + self.ttl_s)
 
     def invalidate(self, folder: str) -> None:
         """Forget the listing of `folder`; the next look fetches it again."""
@@ -210,7 +219,11 @@ class MetadataCache:
         return listing
 
     def _keep_stale(self, folder: str, cached: _Listing, exc: BaseException) -> _Listing:
-        log.warning("listing %s failed (%s); showing the last one for %gs", folder, exc, self.ttl_s)
+        # Quietly for a server already known to be down: that was said once.
+        level = logging.INFO if isinstance(exc, self._quiet_on) else logging.WARNING
+        log.log(
+            level, "listing %s failed (%s); showing the last one for %gs", folder, exc, self.ttl_s
+        )
         now = self._timer()
         listing = _Listing(cached.entries, cached.started, now + self.ttl_s)
         with self._lock:

@@ -45,6 +45,7 @@ def build_portalfs(
         fetch_folder,
         config.metadata_ttl_s,
         stale_on=(errors.UnavailableError, errors.RateLimitedError),
+        quiet_on=(errors.ServerDownError,),
     )
     links = LinkCache(portal.download_link, config.link_ttl_s)
     blocks = BlockCache(config.block_bytes, config.cache_bytes)

@@ -191,6 +191,7 @@ class PortalFS:
             raise fail(errno.ENOTDIR, path)
         with self._lock:
             self._local_dirs.add(path)
+        self.metadata.record_new_folder(path)
 
     def rmdir(self, path: str) -> None:
         self._refuse_if_read_only(path)

@@ -254,3 +254,18 @@ def test_with_the_server_down_further_uploads_fail_at_once(portal, tmp_path, cap
     assert (sent, unsent) == (0, 30)
     assert fs.portal.transport.reachability.fast_failures == 59
     fs.close()
+
+
+def test_files_can_be_made_in_a_new_folder_while_the_server_is_down(make_fs, portal):
+    fs = make_fs()
+    fs.readdir("/")
+    lists = portal.server.app.state.metrics.count("POST", "list_files")
+    fs.mkdir("/fresh")
+    oserror(errno.ENOENT, fs.getattr, "/fresh/a.txt")  # what the kernel asks before create
+    assert portal.server.app.state.metrics.count("POST", "list_files") == lists  # known empty
+    portal.server.stop()
+    fs.mkdir("/offline")
+    oserror(errno.ENOENT, fs.getattr, "/offline/b.txt")  # before: EIO, and cp gave up on it
+    with pytest.raises(errors.UnavailableError):
+        write_file(fs, "/offline/b.txt", b"kept")
+    assert [e.portal_path for e in fs.journal.entries()] == ["offline/b.txt"]
