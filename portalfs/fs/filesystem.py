@@ -234,6 +234,8 @@ class PortalFS:
             open_file = self._files.get(path)
             if open_file is None:
                 open_file = self._files[path] = OpenFile(path, etag, size)
+                if etag is None:
+                    open_file.unsent_fd = self._open_unsent(path)
             open_file.refs += 1
             fh = next(self._next_fh)
             self._handles[fh] = Handle(open_file, writable)
@@ -245,6 +247,17 @@ class PortalFS:
             self.release(fh)
             raise
         return fh
+
+    def _open_unsent(self, path: str) -> int | None:
+        """A descriptor on the bytes of `path` waiting in the journal, if any: they stay
+        readable through it even once the resender has sent and dropped them."""
+        unsent = self.journal.newest_of(paths.to_portal(path))
+        if unsent is None:
+            return None
+        try:
+            return os.open(unsent.data_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None  # sent meanwhile: the portal has it now
 
     def _prepare_spool(self, open_file: OpenFile, truncate: bool) -> None:
         if open_file.spool is None:
@@ -264,6 +277,10 @@ class PortalFS:
             open_file.error = None
 
     def _copy_down(self, open_file: OpenFile, spool: Spool) -> None:
+        if open_file.unsent_fd is not None:  # the newest bytes are here, not in the portal
+            os.copy_file_range(open_file.unsent_fd, spool.fd, open_file.size, 0, 0)
+            spool.size = os.fstat(spool.fd).st_size
+            return
         # Editing in place needs the current bytes, which only a member may read.
         if not self.can_read:
             raise fail(errno.EACCES, f"{open_file.path}: changing a file in place needs a login")
@@ -323,6 +340,9 @@ class PortalFS:
         if open_file.spool is not None:
             open_file.spool.close()
             open_file.spool = None
+        if open_file.unsent_fd is not None:
+            os.close(open_file.unsent_fd)
+            open_file.unsent_fd = None
 
     # ------------------------------------------------------------ data
 
@@ -339,6 +359,8 @@ class PortalFS:
         with open_file.lock:
             if open_file.spool is not None:
                 return open_file.spool.read(offset, size)
+            if open_file.unsent_fd is not None:
+                return os.pread(open_file.unsent_fd, size, offset)
         if not open_file.etag:
             raise fail(errno.EIO, f"{open_file.path}: the portal gives no ETag to read it by")
         portal_path = paths.to_portal(open_file.path)

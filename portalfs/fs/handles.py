@@ -37,6 +37,9 @@ class OpenFile:
     error: int | None = None
     # Deleted while open: nothing is uploaded any more (its bytes live until the last close).
     unlinked: bool = False
+    # A descriptor on the journal's bytes of a file whose upload failed and waits to be sent
+    # again: reads come from there, since the portal has no such version yet.
+    unsent_fd: int | None = None
     # Shown as mtime while the file is open for writing: the time of its last change.
     mtime_ns: int = field(default_factory=time.time_ns)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -269,3 +269,15 @@ def test_files_can_be_made_in_a_new_folder_while_the_server_is_down(make_fs, por
     with pytest.raises(errors.UnavailableError):
         write_file(fs, "/offline/b.txt", b"kept")
     assert [e.portal_path for e in fs.journal.entries()] == ["offline/b.txt"]
+
+
+def test_a_file_waiting_in_the_journal_reads_back_its_bytes(make_fs, portal):
+    fs = make_fs()
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
+        write_file(fs, "/waiting.txt", b"not sent yet")
+    fh = fs.open("/waiting.txt", os.O_RDONLY)
+    assert fs.resender.send_all() == (1, 0)  # sent while open: still readable
+    assert fs.read(fh, 0, 100) == b"not sent yet"  # before: EIO, no ETag to read by
+    fs.release(fh)
+    assert read_file(fs, "/waiting.txt") == b"not sent yet"
