@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from portalfs.server.faults import Status
+from tests.faults import Status
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -58,7 +58,7 @@ def test_a_stalled_request_is_abandoned_after_the_timeout_and_retried(portal, tm
 
     from portalfs.config import MountConfig
     from portalfs.fs.factory import build_portalfs
-    from portalfs.server.faults import Delay
+    from tests.faults import Delay
     from tests.portal_fixtures import TEST_HTTP
 
     http = replace(TEST_HTTP, read_timeout_s=0.5)

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import jwt as pyjwt
 
-from portalfs.server import names
-from portalfs.server.state import Portal
+from portalfs.server.api import names
+from portalfs.server.state.store import Portal
 from portalfs.server.storage.s3 import parse_s3_url
 from tests.conftest import HTTP_TIMEOUT_S, PortalServer, md5_hex
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ..signing import Signer
+from ..auth.signing import Signer
 from .base import Conflict, Entry, InvalidKey, NotFound, ObjectStat, unwrap_token, wrap_token
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from .errors import ApiError, envelope, storage_errors
-from .signing import Signer
-from .storage.base import ObjectStat
-from .storage.local import CHUNK_BYTES, LocalStorage
+from ..auth.signing import Signer
+from ..errors import ApiError, envelope, storage_errors
+from ..storage.base import ObjectStat
+from ..storage.local import CHUNK_BYTES, LocalStorage
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..auth.access import (
+    JWT_COOKIE,
+    JWT_HEADER,
+    TOKEN_HEADER,
+    Access,
+    Credentials,
+    JwtIssuer,
+    authorize,
+)
+from ..auth.signing import Signer
+from ..config import ServerConfig
+from ..errors import ApiError, storage_errors
+from ..state.store import Portal, State
+from ..storage.base import Conflict, Entry, NotFound, Storage, storage_key
 from . import names
-from .auth import JWT_COOKIE, JWT_HEADER, TOKEN_HEADER, Access, Credentials, JwtIssuer, authorize
-from .config import ServerConfig
-from .errors import ApiError, storage_errors
-from .signing import Signer
-from .state import Portal, State
-from .storage.base import Conflict, Entry, NotFound, Storage, storage_key
 
 log = logging.getLogger(__name__)
 
