@@ -11,29 +11,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..auth.access import (
-    JWT_COOKIE,
-    JWT_HEADER,
-    TOKEN_HEADER,
-    Access,
-    Credentials,
-    JwtIssuer,
-    authorize,
-)
+from ..auth.access import Access, JwtIssuer, authorize
 from ..auth.signing import Signer
 from ..config import ServerConfig
 from ..errors import ApiError, storage_errors
 from ..state.store import Portal, State
 from ..storage.base import Conflict, Entry, NotFound, Storage, storage_key
-from . import names
+from . import guards, names
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(guards.require_json)])
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
@@ -144,7 +136,7 @@ def download_link(portal_id: int, body: PathRequest, request: Request) -> dict:
 
 @router.get("/api/portals/{portal_id}/files/view", name="view_file")
 def view_file(portal_id: int, path: str, request: Request) -> RedirectResponse:
-    services, portal = _authorized(request, portal_id, Access.MEMBER)
+    services, portal = _authorized(request, portal_id, Access.MEMBER, cookie_ok=True)
     # 302, not 307: the browser should GET the signed URL, which carries its own rights.
     return RedirectResponse(_download_url(services, portal, path), status_code=302)
 
@@ -198,15 +190,14 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _authorized(request: Request, portal_id: int, need: Access) -> tuple[Services, Portal]:
+def _authorized(
+    request: Request, portal_id: int, need: Access, cookie_ok: bool = False
+) -> tuple[Services, Portal]:
     services = _services(request)
     portal = services.state.portal(portal_id)
     if portal is None:
         raise ApiError(404, f"portal {portal_id} not found")
-    creds = Credentials(
-        token=request.headers.get(TOKEN_HEADER) or None,
-        jwt=request.headers.get(JWT_HEADER) or request.cookies.get(JWT_COOKIE) or None,
-    )
+    creds = guards.credentials(request, cookie_ok)
     authorize(services.state, services.issuer, portal, creds, need)
     return services, portal
 
