@@ -14,6 +14,7 @@ from . import errors
 from .api import blobs, routes
 from .auth.access import JWT_HEADER, TOKEN_HEADER, JwtIssuer
 from .auth.signing import Signer
+from .auth.throttle import MemoryLoginThrottle
 from .config import ServerConfig
 from .middleware import AccessLogMiddleware, JsonBodyLimitMiddleware, Metrics
 from .state.store import State
@@ -42,7 +43,10 @@ def create_app(config: ServerConfig, extra_middleware: Sequence[Middleware] = ()
         openapi_url=None,
         redirect_slashes=False,
     )
-    app.state.services = routes.Services(config, state, storage, issuer, signer)
+    throttle = MemoryLoginThrottle(
+        config.login_failures_per_user, config.login_failures_per_address, config.login_window_s
+    )
+    app.state.services = routes.Services(config, state, storage, issuer, signer, throttle)
     app.state.metrics = Metrics()
     errors.install(app)
     routers = [routes.router, page.router]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth.access import Access, JwtIssuer, authorize
 from ..auth.signing import Signer
+from ..auth.throttle import LoginThrottle
 from ..config import ServerConfig
 from ..errors import ApiError, storage_errors
 from ..state.store import Portal, State
@@ -38,6 +39,7 @@ class Services:
     storage: Storage
     issuer: JwtIssuer
     signer: Signer
+    login_throttle: LoginThrottle
 
 
 class _Body(BaseModel):
@@ -75,8 +77,15 @@ class RenameRequest(_Body):
 @router.post("/api-login", name="api_login")
 def api_login(body: LoginRequest, request: Request) -> dict:
     services = _services(request)
+    address = request.client.host if request.client else ""
+    # Checked before scrypt, so a throttled attempt costs next to nothing.
+    wait_s = services.login_throttle.wait_s(body.username, address)
+    if wait_s:
+        retry = {"Retry-After": str(wait_s)}
+        raise ApiError(429, f"too many failed logins: try again in {wait_s} s", retry)
     user = services.state.authenticate(body.username, body.password)
     if user is None:
+        services.login_throttle.failed(body.username, address)
         raise ApiError(401, "invalid username or password")
     return {"success": True, "token": services.issuer.issue(user.id)}
 
