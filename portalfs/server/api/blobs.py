@@ -161,11 +161,11 @@ class _Incoming:
 
 
 def _object_headers(st: ObjectStat) -> dict[str, str]:
-    return {
-        "ETag": f'"{st.etag}"',
+    headers = {
         "Accept-Ranges": "bytes",
         "Last-Modified": email.utils.format_datetime(st.mtime, usegmt=True),
     }
+    return headers | ({"ETag": f'"{st.etag}"'} if st.etag else {})
 
 
 def _read_span(f: BinaryIO, start: int, length: int) -> Iterator[bytes]:

@@ -134,7 +134,8 @@ def upload_link(portal_id: int, body: UploadLinkRequest, request: Request) -> di
         existing = services.storage.stat(key)
         url = services.storage.upload_url(key, body.file_size, md5)
     # The stored object's ETag lets a client skip uploading identical content.
-    return {"success": True, "url": url} | ({"ETag": existing.etag} if existing else {})
+    known = existing.etag if existing else None
+    return {"success": True, "url": url} | ({"ETag": known} if known else {})
 
 
 @router.post("/api/portals/{portal_id}/files/download", name="download_link")
@@ -187,12 +188,15 @@ def portal_file(portal: Portal, entry: Entry) -> dict | None:
     if entry.stat is None:
         return item | {"type": "folder"}
     added = entry.stat.mtime.astimezone(UTC).isoformat(timespec="milliseconds")
-    return item | {
+    file = item | {
         "type": "file",
         "size": entry.stat.size,
         "ETag": entry.stat.etag,
         "addedDate": added.replace("+00:00", "Z"),
     }
+    if file["ETag"] is None:
+        del file["ETag"]  # not known yet; the API makes it optional
+    return file
 
 
 def _services(request: Request) -> Services:
