@@ -206,7 +206,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin) if args.cors_origin else ("*",),
     )
     try:
-        serve(config)
+        serve(config, on_ready=lambda message: print(message, flush=True))
     except StorageError as exc:
         raise UsageError(f"storage: {exc}") from None
     except DataDirInUse as exc:
@@ -215,7 +215,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    from .server import admin
+    from .server.state import admin
 
     try:
         if args.admin_command == "create-portal":

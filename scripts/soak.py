@@ -19,8 +19,7 @@ from portalfs.client.portal import Credentials, PortalClient
 from portalfs.client.transport import Transport
 from portalfs.config import HttpConfig
 from portalfs.server.config import ServerConfig
-from portalfs.server.faults import Status
-from portalfs.server.runner import run_in_thread
+from tests.faults import Status, run_with_faults
 
 
 def proc_status(pid: int) -> dict[str, str]:
@@ -97,7 +96,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="portalfs-soak-"))
-    server = run_in_thread(ServerConfig(data_dir=work / "server", port=0))
+    server = run_with_faults(ServerConfig(data_dir=work / "server", port=0))
     boot = server.bootstrap
     jwt = PortalClient(Credentials(server.api_url), Transport(HttpConfig())).login(
         boot["username"], boot["password"]

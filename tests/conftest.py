@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from portalfs.server import admin
 from portalfs.server.config import ServerConfig
-from portalfs.server.runner import ServerHandle, run_in_thread
+from portalfs.server.runner import ServerHandle
+from portalfs.server.state import admin
+from tests.faults import run_with_faults
 
 HTTP_TIMEOUT_S = 10
 _TOKEN = object()  # "send the portal's own token" (the default for `call`)
@@ -151,7 +152,9 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
 
     def start(data_dir: Path | None = None, **config: Any) -> PortalServer:
         data_dir = data_dir or tmp_path_factory.mktemp("portal-data")
-        handle = run_in_thread(ServerConfig(data_dir=data_dir, host="127.0.0.1", port=0, **config))
+        handle = run_with_faults(
+            ServerConfig(data_dir=data_dir, host="127.0.0.1", port=0, **config)
+        )
         started.append(handle)
         assert handle.bootstrap is not None, "bootstrap.json is missing"
         return PortalServer(handle, handle.bootstrap, data_dir)

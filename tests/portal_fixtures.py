@@ -14,8 +14,9 @@ from portalfs.client.storage import StorageClient
 from portalfs.client.transport import Transport
 from portalfs.config import HttpConfig
 from portalfs.server.config import ServerConfig
-from portalfs.server.runner import ServerHandle, run_in_thread
+from portalfs.server.runner import ServerHandle
 from tests.faultproxy import FaultProxy
+from tests.faults import run_with_faults
 
 # Fast failure in tests: a dead server should not cost 30 s of retries.
 # probe_interval_s=0: a server found unreachable is tried (once) on every request, so a
@@ -74,12 +75,14 @@ def clients(creds: Credentials) -> tuple[PortalClient, StorageClient]:
 
 
 def start_portal(data_dir, **config) -> Portal:
-    return logged_in(run_in_thread(ServerConfig(data_dir=data_dir, port=0, **config)))
+    return logged_in(run_with_faults(ServerConfig(data_dir=data_dir, port=0, **config)))
 
 
 def start_proxied_portal(data_dir, proxy: FaultProxy, **config) -> Portal:
     """A portal server behind `proxy`: its API URL and every signed link point at the proxy."""
-    server = run_in_thread(ServerConfig(data_dir=data_dir, port=0, public_url=proxy.url, **config))
+    server = run_with_faults(
+        ServerConfig(data_dir=data_dir, port=0, public_url=proxy.url, **config)
+    )
     proxy.start(server.port)
     return logged_in(server)
 

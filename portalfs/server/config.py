@@ -23,6 +23,12 @@ class ServerConfig:
     # (S3 only: the local backend checks at the PUT).
     upload_sweep_s: float = 60.0
     jwt_ttl_s: int = 86400
+    # Failed logins allowed within login_window_s, per username and per client address,
+    # before answering 429: each attempt costs 16 MiB of scrypt. Behind a proxy every client
+    # has the proxy's address, so the per-address limit is then shared by all of them.
+    login_failures_per_user: int = 20
+    login_failures_per_address: int = 10
+    login_window_s: int = 300
     cors_origins: tuple[str, ...] = ("*",)
     # Base of every link the server hands out; set it when clients reach us through a proxy.
     public_url: str | None = None

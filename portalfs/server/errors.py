@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """A request that fails with `status` and a message the caller can act on."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers  # e.g. Retry-After on a 429
 
 
 def envelope(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -56,7 +57,7 @@ def install(app: FastAPI) -> None:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return envelope(exc.status, exc.message)
+    return envelope(exc.status, exc.message, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

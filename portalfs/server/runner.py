@@ -1,5 +1,5 @@
 """Runs the server: `serve` in the foreground for `portalfs serve`, `run_in_thread` for
-tests and benchmarks. The only module that prints, and it never prints a secret."""
+tests and benchmarks. Never prints (the CLI prints `startup_message`) and never logs a secret."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 try:  # httptools' C parser: about 15% less server CPU per request than pure-Python h11
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
 except ImportError:  # pragma: no cover - platforms without an httptools wheel
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol
 
-from . import bootstrap
 from .app import create_app
 from .config import ServerConfig
+from .state import bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,15 @@ class ServerHandle:
         self.stop()
 
 
-def run_in_thread(config: ServerConfig) -> ServerHandle:
+def run_in_thread(
+    config: ServerConfig, extra_middleware: Sequence[Middleware] = ()
+) -> ServerHandle:
     """Bootstraps, binds `config.host:config.port` (0: any free port) and serves in a
-    daemon thread; returns once the server accepts connections."""
+    daemon thread; returns once the server accepts connections. `extra_middleware`: see
+    app.create_app (tests inject faults through it)."""
     sock, config = _bind(config)
     boot = bootstrap.ensure(config)
-    app = create_app(config)
+    app = create_app(config, extra_middleware)
     server = uvicorn.Server(_uvicorn_config(app))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="portalfs-server", daemon=True
@@ -91,15 +96,16 @@ def run_in_thread(config: ServerConfig) -> ServerHandle:
     return ServerHandle(config, app, boot, server, thread)
 
 
-def serve(config: ServerConfig) -> None:
-    """Runs the server in the foreground until interrupted (Ctrl-C / SIGTERM)."""
+def serve(config: ServerConfig, on_ready: Callable[[str], None] = lambda message: None) -> None:
+    """Runs the server in the foreground until interrupted (Ctrl-C / SIGTERM); calls
+    `on_ready` with `startup_message` once bound, before serving."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     _hold_data_dir(config.data_dir)
     sock, config = _bind(config)
     bootstrap.ensure(config)
     app = create_app(config)
-    print(_startup_message(config), flush=True)
+    on_ready(startup_message(config))
     uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
 
 
@@ -164,7 +170,8 @@ def _uvicorn_config(app: FastAPI) -> uvicorn.Config:
     )
 
 
-def _startup_message(config: ServerConfig) -> str:
+def startup_message(config: ServerConfig) -> str:
+    """What an operator needs to know about a started server; holds no secret."""
     boot_file = config.data_dir / bootstrap.BOOTSTRAP_FILE
     return "\n".join(
         [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 
-from portalfs.server.faults import Delay
+from tests.faults import Delay
 from tests.mount.conftest import wait_for
 
 

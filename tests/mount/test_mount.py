@@ -305,7 +305,7 @@ def test_unsent_file_is_sent_automatically_when_the_server_is_back(mount_portal,
 
 
 def test_a_killed_mount_loses_no_file_in_flight(mount_portal, portal, tmp_path):
-    from portalfs.server.faults import Delay
+    from tests.faults import Delay
 
     m = mount_portal()
     portal.server.app.state.faults.add("storage_put", Delay(30.0))

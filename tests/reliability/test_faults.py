@@ -9,7 +9,7 @@ import time
 import anyio
 import pytest
 
-from portalfs.server.faults import Status
+from tests.faults import Status
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from portalfs.server.faults import Delay, Status
 from portalfs.write.upload import Outcome, Uploader, UploadRequest
 from tests.faultproxy import Exchange, Fault, FaultProxy, Rule
+from tests.faults import Delay, Status
 from tests.portal_fixtures import clients, start_proxied_portal
 
 pytestmark = pytest.mark.timeout(60)

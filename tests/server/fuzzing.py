@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import jwt as pyjwt
 
-from portalfs.server import names
-from portalfs.server.state import Portal
+from portalfs.server.api import names
+from portalfs.server.state.store import Portal
 from portalfs.server.storage.s3 import parse_s3_url
 from tests.conftest import HTTP_TIMEOUT_S, PortalServer, md5_hex
 
@@ -42,7 +42,7 @@ ROUTES = {
 UPLOAD_ROUTES = {"portal_info", "list_files", "upload_link"}
 MEMBER_ROUTES = {"download_link", "view_file", "delete_file", "rename_file"}
 # Every status the API answers without a fault injected; 5xx is never expected here.
-API_STATUSES = {200, 400, 401, 403, 404, 405, 409, 413}
+API_STATUSES = {200, 400, 401, 403, 404, 405, 409, 413, 429}  # 429: failed logins throttled
 STORAGE_STATUSES = {200, 206, 400, 403, 404, 405, 409, 411, 416}
 # What a data folder holds besides objects/ and tmp/.
 DATA_FILES = {"state.json", "state.lock", "bootstrap.json"}

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from portalfs.server.faults import Delay
+from tests.faults import Delay
 
 
 def post_raw(server, route: str, data, content_type="application/json") -> requests.Response:

@@ -6,15 +6,14 @@ import json
 import stat
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import requests
 
-from portalfs.server import admin
 from portalfs.server.config import ServerConfig
 from portalfs.server.runner import run_in_thread
-from portalfs.server.state import StateError
+from portalfs.server.state import admin
+from portalfs.server.state.store import StateError
 from portalfs.server.storage.base import StorageError
 
 
@@ -144,15 +143,9 @@ def test_bad_storage_url_is_refused(tmp_path):
 
 
 def test_serve_prints_where_to_look_but_no_secret(tmp_path):
-    script = textwrap.dedent(
-        f"""
-        from pathlib import Path
-        from portalfs.server.config import ServerConfig
-        from portalfs.server.runner import serve
-        serve(ServerConfig(data_dir=Path({str(tmp_path)!r}), port=0))
-        """
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    # The CLI prints; the server itself (runner.serve) only hands it the message.
+    command = [sys.executable, "-m", "portalfs", "serve", "--data", str(tmp_path), "--port", "0"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         lines = [proc.stdout.readline() for _ in range(5)]
     finally:
@@ -180,3 +173,16 @@ def test_a_second_server_on_the_same_data_folder_is_refused(tmp_path):
     finally:
         first.terminate()
         first.wait(timeout=10)
+
+
+def test_the_production_server_does_not_load_the_fault_injector(tmp_path):
+    # The fault middleware is test code: only run_with_faults (tests/faults.py) puts it in.
+    script = (
+        "import sys; from pathlib import Path; import portalfs.cli;"
+        "from portalfs.server.app import create_app;"
+        "from portalfs.server.config import ServerConfig;"
+        f"app = create_app(ServerConfig(data_dir=Path({str(tmp_path)!r})));"
+        "print(sorted(m for m in sys.modules if 'fault' in m), hasattr(app.state, 'faults'))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[] False", out.stderr

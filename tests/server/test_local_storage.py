@@ -5,30 +5,38 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 
 import pytest
 import requests
 
-from portalfs.server.storage import local
+from portalfs.server.storage import local, md5s
 from portalfs.server.storage.base import InvalidKey
 from tests.conftest import md5_hex
 
 
-def etags(server, prefix: str = "") -> dict[str, str]:
-    return {f["path"]: f["ETag"] for f in server.list_all(prefix) if f["type"] == "file"}
+def etags(server, prefix: str = "") -> dict[str, str | None]:
+    """path -> ETag of each file of one folder (None: listed without one)."""
+    return {f["path"]: f.get("ETag") for f in server.list_all(prefix) if f["type"] == "file"}
+
+
+def hashed_in_the_background(server) -> None:
+    """Waits until the server's background hasher has nothing left to do."""
+    assert server.app.state.services.storage.hasher.wait_idle(30)
 
 
 @pytest.fixture
 def hashes(monkeypatch) -> list[str]:
-    """Names of the files whose md5 the server computed by reading them."""
+    """Names of the files whose md5 the server computed by reading them, each noted with
+    the name of the thread that read it ("name@thread")."""
     computed: list[str] = []
-    real = local._hash_file
+    real = md5s._hash_file
 
-    def counting(path, st):
-        computed.append(path.name)
-        return real(path, st)
+    def counting(f, path):
+        computed.append(f"{path.name}@{threading.current_thread().name}")
+        return real(f, path)
 
-    monkeypatch.setattr(local, "_hash_file", counting)
+    monkeypatch.setattr(md5s, "_hash_file", counting)
     return computed
 
 
@@ -41,14 +49,32 @@ def test_upload_stores_md5_in_an_xattr(server, hashes):
     assert hashes == []
 
 
-def test_dropped_in_file_is_hashed_once_then_cached_in_the_xattr(server, hashes):
+def test_dropped_in_files_are_hashed_once_in_the_background_never_by_a_request(server, hashes):
     folder = server.data_dir / "objects" / "portal-1" / "dropped"
     folder.mkdir(parents=True)
-    (folder / "f.bin").write_bytes(b"by hand")
-    assert etags(server, "dropped/") == {"dropped/f.bin": md5_hex(b"by hand")}
-    assert etags(server, "dropped/") == {"dropped/f.bin": md5_hex(b"by hand")}
-    assert hashes == ["f.bin"]
-    assert os.getxattr(folder / "f.bin", local.MD5_XATTR)
+    for n in range(20):
+        (folder / f"f{n:02}.bin").write_bytes(b"by hand %d" % n)
+    # Listed at once, without ETags (optional in the API): no request reads the files.
+    first = etags(server, "dropped/")
+    assert len(first) == 20 and set(first.values()) == {None}
+    for _ in range(4):
+        etags(server, "dropped/")
+    hashed_in_the_background(server)
+    expected = {f"dropped/f{n:02}.bin": md5_hex(b"by hand %d" % n) for n in range(20)}
+    assert etags(server, "dropped/") == expected
+    assert sorted(hashes) == [f"f{n:02}.bin@portalfs-md5" for n in range(20)]  # once each
+    assert os.getxattr(folder / "f00.bin", local.MD5_XATTR)
+
+
+def test_a_dropped_in_file_is_read_and_linked_without_being_hashed_on_the_request(server, hashes):
+    (server.data_dir / "objects" / "portal-1").mkdir(parents=True, exist_ok=True)
+    (server.data_dir / "objects" / "portal-1" / "d.bin").write_bytes(b"dropped")
+    assert "ETag" not in server.upload_link("d.bin", b"other").json()
+    # Served with or without an ETag, depending on whether the hasher has it yet.
+    assert server.download("d.bin") == b"dropped"
+    hashed_in_the_background(server)
+    assert hashes == ["d.bin@portalfs-md5"]
+    assert server.upload_link("d.bin", b"other").json()["ETag"] == md5_hex(b"dropped")
 
 
 def test_file_edited_in_place_gets_a_fresh_etag(server):
@@ -56,8 +82,42 @@ def test_file_edited_in_place_gets_a_fresh_etag(server):
     path = server.data_dir / "objects" / "portal-1" / "e.txt"
     path.write_bytes(b"after!")  # same size, new mtime: the xattr no longer matches
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert etags(server) == {"e.txt": None}  # never the old one
+    hashed_in_the_background(server)
     assert etags(server) == {"e.txt": md5_hex(b"after!")}
     assert server.download("e.txt") == b"after!"
+
+
+def test_a_folder_is_read_once_for_all_its_pages_until_it_changes(start_server, monkeypatch):
+    server = start_server(page_size=10)
+    for n in range(25):
+        server.upload(f"f{n:02}.txt", b"x")
+    folder = server.data_dir / "objects" / "portal-1"
+    scans: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path):
+        scans.append(os.fspath(path))
+        return real_scandir(path)
+
+    def settled() -> None:
+        # As if the folder last changed a second ago: a scan of a folder changed within the
+        # last clock tick is not kept (a change in the same tick would not move its mtime).
+        past = folder.stat().st_mtime_ns - 10**9
+        os.utime(folder, ns=(past, past))
+
+    monkeypatch.setattr(os, "scandir", counting)
+    settled()
+    assert len(server.list_all()) == 25  # 3 pages
+    assert len(server.list_all()) == 25
+    assert scans.count(os.fspath(folder)) == 1
+    (folder / "by-hand.txt").write_bytes(b"placed by other means")  # moves the mtime
+    settled()
+    assert len(server.list_all()) == 26
+    server.upload("f99.txt", b"y")
+    settled()
+    assert len(server.list_all()) == 27
+    assert scans.count(os.fspath(folder)) == 3
 
 
 def test_without_xattrs_md5_is_kept_in_memory(server, hashes, monkeypatch):
@@ -71,9 +131,11 @@ def test_without_xattrs_md5_is_kept_in_memory(server, hashes, monkeypatch):
     assert server.upload_link("n.txt", b"x").json()["ETag"] == md5_hex(b"no xattr")
     assert hashes == []  # known from the upload itself
     (server.data_dir / "objects" / "portal-1" / "m.txt").write_bytes(b"dropped")
+    etags(server)
+    hashed_in_the_background(server)
     assert etags(server)["m.txt"] == md5_hex(b"dropped")
     assert etags(server)["m.txt"] == md5_hex(b"dropped")
-    assert hashes == ["m.txt"]
+    assert hashes == ["m.txt@portalfs-md5"]
 
 
 def test_unfinished_temp_files_are_removed_at_start(start_server):

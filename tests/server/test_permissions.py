@@ -135,15 +135,68 @@ def test_expired_jwt_says_so(server):
     assert "expired" in resp.json()["error"]
 
 
-def test_jwt_cookie_is_accepted(server):
+def test_jwt_cookie_is_accepted_on_the_view_route(server):
+    # A browser opening a file by link: a GET that changes nothing.
+    server.upload("seen.txt", b"seen")
+    view = f"{server.api_url}/api/portals/{server.portal_id}/files/view"
+    resp = requests.get(
+        view,
+        params={"path": "seen.txt"},
+        cookies={"jwt": server.member_jwt()},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert resp.status_code == 302  # authorised: to the signed download URL
+
+
+# What a page on another site can make a browser send with its cookie and no preflight:
+# a form (urlencoded, multipart, text/plain) or a fetch of a Blob, which has no content type.
+CROSS_SITE_BODIES = [
+    (None, b'{"path": "victim.txt", "oldPath": "victim.txt", "newPath": "moved.txt"}'),
+    ("text/plain", b'{"path": "victim.txt", "oldPath": "victim.txt", "newPath": "moved.txt"}'),
+    ("application/x-www-form-urlencoded", b"path=victim.txt&oldPath=victim.txt&newPath=m.txt"),
+    ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="path"'),
+]
+
+
+@pytest.mark.parametrize("route", ["files/delete", "files/rename", "files/download"])
+@pytest.mark.parametrize("content_type, body", CROSS_SITE_BODIES)
+def test_a_cross_site_request_with_the_jwt_cookie_changes_nothing(
+    server, route, content_type, body
+):
+    server.upload("victim.txt", b"v")
+    headers = {"content-type": content_type} if content_type else {}
+    url = f"{server.api_url}/api/portals/{server.portal_id}/{route}"
+    resp = requests.post(
+        url, data=body, headers=headers, cookies={"jwt": server.member_jwt()}, timeout=10
+    )
+    assert resp.status_code in (400, 401), resp.text
+    assert [f["path"] for f in server.list_all()] == ["victim.txt"]
+
+
+def test_the_jwt_cookie_alone_does_not_authorise_a_post(server):
+    server.upload("victim.txt", b"v")
     resp = server.call(
         "POST",
-        "files/download",
-        {"path": "nothing.txt"},
+        "files/delete",
+        {"path": "victim.txt"},
         token=None,
         cookies={"jwt": server.member_jwt()},
     )
-    assert resp.status_code == 404  # authorised, and the file is missing
+    assert resp.status_code == 401
+    assert "x-jwt-token" in resp.json()["error"]
+    assert [f["path"] for f in server.list_all()] == ["victim.txt"]
+
+
+def test_a_post_body_without_a_json_content_type_is_refused(server):
+    # Header credentials, the body a valid JSON delete, but no content type: refused too.
+    server.upload("victim.txt", b"v")
+    headers = {"x-jwt-token": server.member_jwt()}
+    url = f"{server.api_url}/api/portals/{server.portal_id}/files/delete"
+    resp = requests.post(url, data=b'{"path": "victim.txt"}', headers=headers, timeout=10)
+    assert resp.status_code == 400
+    assert "content-type: application/json" in resp.json()["error"]
+    assert [f["path"] for f in server.list_all()] == ["victim.txt"]
 
 
 def test_login_rejects_a_wrong_password_and_an_unknown_user(server):

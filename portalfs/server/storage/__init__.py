@@ -9,7 +9,7 @@ from ..config import ServerConfig
 from .base import Storage
 
 if TYPE_CHECKING:
-    from ..signing import Signer
+    from ..auth.signing import Signer
 
 
 def open_storage(config: ServerConfig, signer: Signer) -> Storage:

@@ -37,7 +37,9 @@ _TOKEN_TAG = "portalfs-list-1\n"
 @dataclass(frozen=True)
 class ObjectStat:
     size: int
-    etag: str  # unquoted; the md5 hex for single-part uploads
+    # Unquoted; the md5 hex for single-part uploads. None: not known yet (a file placed in
+    # the local backend by other means, until its md5 is computed in the background).
+    etag: str | None
     mtime: datetime  # timezone-aware, UTC
 
 

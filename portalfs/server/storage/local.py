@@ -1,29 +1,27 @@
-"""Objects as files under DATA/objects/<key>; md5s in the xattr `user.portalfs.md5`, temp
-files in DATA/tmp (outside listings). Serves regular files only, never via symlinks."""
+"""Objects as files under DATA/objects/<key>; md5s in the xattr `user.portalfs.md5` (see
+md5s.py: files placed by other means are hashed in the background, never by a request),
+temp files in DATA/tmp (outside listings). Serves regular files only, never via symlinks."""
 
 from __future__ import annotations
 
 import bisect
-import contextlib
-import hashlib
 import logging
 import os
 import stat as stat_mod
 import tempfile
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ..signing import Signer
+from ..auth.signing import Signer
 from .base import Conflict, Entry, InvalidKey, NotFound, ObjectStat, unwrap_token, wrap_token
+from .folders import FolderNames
+from .md5s import MD5_XATTR, Hasher, Md5Cache, xattr_value
 
 log = logging.getLogger(__name__)
 
-# Value "<md5> <size> <mtime_ns>": set on the temp file before the atomic rename, and
-# trusted only while size and mtime still match (an admin may edit a file in place).
-MD5_XATTR = "user.portalfs.md5"
+__all__ = ["CHUNK_BYTES", "MD5_XATTR", "LocalStorage"]
+
 CHUNK_BYTES = 1024 * 1024
 # A concurrent delete may prune the folder between mkdir and rename: try again this often.
 _COMMIT_ATTEMPTS = 3
@@ -43,6 +41,8 @@ class LocalStorage:
         self.tmp_dir = (data_dir / "tmp").resolve()
         self._signer = signer
         self._md5 = Md5Cache()
+        self.hasher = Hasher(self._md5)
+        self.folders = FolderNames()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _remove_leftovers(self.tmp_dir)
@@ -53,13 +53,12 @@ class LocalStorage:
         self, prefix: str, token: str | None, page_size: int, only_folders: bool
     ) -> tuple[list[Entry], str | None]:
         folder = self._folder(prefix)
-        names = self._folder_names(folder)
+        names = self.folders.names(folder)
         start = 0
         if token is not None:
             start = bisect.bisect_right(names, unwrap_token(prefix, token))
-        chosen = [n for n in names[start:] if not only_folders or n.endswith("/")]
-        page = chosen[:page_size]
-        next_token = wrap_token(prefix, page[-1]) if len(chosen) > page_size else None
+        page, more = _page(names, start, page_size, only_folders)
+        next_token = wrap_token(prefix, page[-1]) if more else None
         # Names straight from the checked folder's scandir: no per-entry path_for, whose
         # realpath was over half the CPU of a listing.
         entries = [self._entry_in(folder, prefix, name) for name in page]
@@ -100,7 +99,7 @@ class LocalStorage:
         """Atomically makes the complete temp file the object at `key`; raises Conflict."""
         st = os.stat(temp)
         try:
-            os.setxattr(temp, MD5_XATTR, _xattr_value(md5, st).encode())
+            os.setxattr(temp, MD5_XATTR, xattr_value(md5, st).encode())
         except OSError:
             log.debug("xattrs unsupported in %s; md5 kept in memory", self.tmp_dir)
         dest = self.path_for(key)
@@ -166,7 +165,12 @@ class LocalStorage:
 
     def _object_stat(self, path: Path, st: os.stat_result) -> ObjectStat:
         mtime = datetime.fromtimestamp(st.st_mtime, UTC)
-        return ObjectStat(st.st_size, self._md5.get(path, st), mtime)
+        md5 = self._md5.get(path, st)
+        if md5 is None:
+            # Listed without an ETag (the API makes it optional) until the hasher has it:
+            # hashing here would read every such file on the request path.
+            self.hasher.request(path, st)
+        return ObjectStat(st.st_size, md5, mtime)
 
     def _existing_file(self, key: str) -> Path:
         path = self.path_for(key)
@@ -199,46 +203,18 @@ class LocalStorage:
                 return  # not empty (or already gone): stop
             folder = folder.parent
 
-    def _folder_names(self, folder: Path) -> list[str]:
-        """Entry names of one folder ("name" or "name/"), sorted like S3 keys: by UTF-8
-        bytes, which is code point order, i.e. Python's own str order."""
-        try:
-            with os.scandir(folder) as it:
-                names = [n for n in map(_listing_name, it) if n is not None]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return sorted(names)
 
-
-class Md5Cache:
-    """md5 hex of files, from the xattr when valid, else computed once and kept in memory
-    keyed by (path, inode, size, mtime_ns). Thread-safe: a lock guards the dict; hashing
-    happens outside it."""
-
-    _MAX_ENTRIES = 100_000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._known: OrderedDict[tuple, str] = OrderedDict()
-
-    def get(self, path: Path, st: os.stat_result) -> str:
-        from_xattr = _read_xattr(path, st)
-        if from_xattr:
-            return from_xattr
-        cache_key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-        with self._lock:
-            known = self._known.get(cache_key)
-        if known:
-            return known
-        md5 = _hash_file(path, st)
-        self.put(path, st, md5)
-        return md5
-
-    def put(self, path: Path, st: os.stat_result, md5: str) -> None:
-        with self._lock:
-            self._known[(str(path), st.st_ino, st.st_size, st.st_mtime_ns)] = md5
-            while len(self._known) > self._MAX_ENTRIES:
-                self._known.popitem(last=False)
+def _page(names: list[str], start: int, size: int, only_folders: bool) -> tuple[list[str], bool]:
+    """Up to `size` names from `start` on (folders only, if asked), and whether more follow.
+    Walks only as far as the page needs, not the rest of the folder."""
+    page: list[str] = []
+    for index in range(start, len(names)):
+        if only_folders and not names[index].endswith("/"):
+            continue
+        if len(page) == size:
+            return page, True
+        page.append(names[index])
+    return page, False
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -263,45 +239,6 @@ def _symlink_below(root: Path, folder: Path) -> bool:
         if stat_mod.S_ISLNK(mode):
             return True
     return False
-
-
-def _read_xattr(path: Path, st: os.stat_result) -> str | None:
-    try:
-        md5, size, mtime_ns = os.getxattr(path, MD5_XATTR, follow_symlinks=False).split()
-    except (OSError, ValueError):
-        return None
-    valid = int(size) == st.st_size and int(mtime_ns) == st.st_mtime_ns
-    return md5.decode() if valid else None
-
-
-def _xattr_value(md5: str, st: os.stat_result) -> str:
-    return f"{md5} {st.st_size} {st.st_mtime_ns}"
-
-
-def _hash_file(path: Path, st: os.stat_result) -> str:
-    """md5 of the file at `path`, whose stat (taken before reading) is `st`."""
-    log.info("computing md5 of %s (no valid %s xattr)", path.name, MD5_XATTR)
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    md5 = digest.hexdigest()
-    # Persist it for the next start; harmless where xattrs are unsupported. A change while
-    # we read leaves a stale mtime in the value, so it is not trusted later.
-    with contextlib.suppress(OSError):
-        os.setxattr(path, MD5_XATTR, _xattr_value(md5, st).encode())
-    return md5
-
-
-def _listing_name(entry: os.DirEntry) -> str | None:
-    try:
-        entry.name.encode("utf-8")
-    except UnicodeEncodeError:
-        log.warning("skipping %r: its name is not UTF-8", entry.name)
-        return None
-    if entry.is_dir(follow_symlinks=False):
-        return entry.name + "/"
-    return entry.name if entry.is_file(follow_symlinks=False) else None
 
 
 def _remove_leftovers(tmp_dir: Path) -> None:

@@ -1,6 +1,7 @@
-"""Fault injection on the wire, for tests: rules in `app.state.faults`, consulted by a
-middleware before each request, replace or delay matching requests. Inert without rules;
-nothing but code reaching into app.state adds any."""
+"""Fault injection on the wire, for tests and scripts/soak.py: rules in a `FaultInjector`,
+consulted by a middleware before each request, replace or delay matching requests. Lives
+outside the package: only `run_with_faults` puts it into a server (via the extra-middleware
+seam of run_in_thread), as `handle.app.state.faults`; the production server never imports it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import envelope
-from .middleware import ROUTE_SCOPE_KEY
+from portalfs.server.config import ServerConfig
+from portalfs.server.errors import envelope
+from portalfs.server.middleware import ROUTE_SCOPE_KEY
+from portalfs.server.runner import ServerHandle, run_in_thread
 
 ANY = "*"
 
@@ -130,3 +134,11 @@ class FaultMiddleware:
         if action is None:
             return await self.app(scope, receive, send)
         await action(self.app, scope, receive, send)
+
+
+def run_with_faults(config: ServerConfig) -> ServerHandle:
+    """runner.run_in_thread with a FaultInjector in the app, at `handle.app.state.faults`."""
+    faults = FaultInjector()
+    handle = run_in_thread(config, [Middleware(FaultMiddleware, faults=faults)])
+    handle.app.state.faults = faults
+    return handle

@@ -20,10 +20,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from .errors import ApiError, envelope, storage_errors
-from .signing import Signer
-from .storage.base import ObjectStat
-from .storage.local import CHUNK_BYTES, LocalStorage
+from ..auth.signing import Signer
+from ..errors import ApiError, envelope, storage_errors
+from ..storage.base import ObjectStat
+from ..storage.local import CHUNK_BYTES, LocalStorage
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,11 @@ class _Incoming:
 
 
 def _object_headers(st: ObjectStat) -> dict[str, str]:
-    return {
-        "ETag": f'"{st.etag}"',
+    headers = {
         "Accept-Ranges": "bytes",
         "Last-Modified": email.utils.format_datetime(st.mtime, usegmt=True),
     }
+    return headers | ({"ETag": f'"{st.etag}"'} if st.etag else {})
 
 
 def _read_span(f: BinaryIO, start: int, length: int) -> Iterator[bytes]:

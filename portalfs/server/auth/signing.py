@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 
-from .errors import ApiError
+from ..errors import ApiError
 
 STORAGE_ROOT = "/storage/"
 

@@ -11,21 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import names
-from .auth import JWT_COOKIE, JWT_HEADER, TOKEN_HEADER, Access, Credentials, JwtIssuer, authorize
-from .config import ServerConfig
-from .errors import ApiError, storage_errors
-from .signing import Signer
-from .state import Portal, State
-from .storage.base import Conflict, Entry, NotFound, Storage, storage_key
+from ..auth.access import Access, JwtIssuer, authorize
+from ..auth.signing import Signer
+from ..auth.throttle import LoginThrottle
+from ..config import ServerConfig
+from ..errors import ApiError, storage_errors
+from ..state.store import Portal, State
+from ..storage.base import Conflict, Entry, NotFound, Storage, storage_key
+from . import guards, names
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(guards.require_json)])
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
@@ -38,6 +39,7 @@ class Services:
     storage: Storage
     issuer: JwtIssuer
     signer: Signer
+    login_throttle: LoginThrottle
 
 
 class _Body(BaseModel):
@@ -75,8 +77,15 @@ class RenameRequest(_Body):
 @router.post("/api-login", name="api_login")
 def api_login(body: LoginRequest, request: Request) -> dict:
     services = _services(request)
+    address = request.client.host if request.client else ""
+    # Checked before scrypt, so a throttled attempt costs next to nothing.
+    wait_s = services.login_throttle.wait_s(body.username, address)
+    if wait_s:
+        retry = {"Retry-After": str(wait_s)}
+        raise ApiError(429, f"too many failed logins: try again in {wait_s} s", retry)
     user = services.state.authenticate(body.username, body.password)
     if user is None:
+        services.login_throttle.failed(body.username, address)
         raise ApiError(401, "invalid username or password")
     return {"success": True, "token": services.issuer.issue(user.id)}
 
@@ -125,7 +134,8 @@ def upload_link(portal_id: int, body: UploadLinkRequest, request: Request) -> di
         existing = services.storage.stat(key)
         url = services.storage.upload_url(key, body.file_size, md5)
     # The stored object's ETag lets a client skip uploading identical content.
-    return {"success": True, "url": url} | ({"ETag": existing.etag} if existing else {})
+    known = existing.etag if existing else None
+    return {"success": True, "url": url} | ({"ETag": known} if known else {})
 
 
 @router.post("/api/portals/{portal_id}/files/download", name="download_link")
@@ -136,7 +146,7 @@ def download_link(portal_id: int, body: PathRequest, request: Request) -> dict:
 
 @router.get("/api/portals/{portal_id}/files/view", name="view_file")
 def view_file(portal_id: int, path: str, request: Request) -> RedirectResponse:
-    services, portal = _authorized(request, portal_id, Access.MEMBER)
+    services, portal = _authorized(request, portal_id, Access.MEMBER, cookie_ok=True)
     # 302, not 307: the browser should GET the signed URL, which carries its own rights.
     return RedirectResponse(_download_url(services, portal, path), status_code=302)
 
@@ -178,27 +188,29 @@ def portal_file(portal: Portal, entry: Entry) -> dict | None:
     if entry.stat is None:
         return item | {"type": "folder"}
     added = entry.stat.mtime.astimezone(UTC).isoformat(timespec="milliseconds")
-    return item | {
+    file = item | {
         "type": "file",
         "size": entry.stat.size,
         "ETag": entry.stat.etag,
         "addedDate": added.replace("+00:00", "Z"),
     }
+    if file["ETag"] is None:
+        del file["ETag"]  # not known yet; the API makes it optional
+    return file
 
 
 def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _authorized(request: Request, portal_id: int, need: Access) -> tuple[Services, Portal]:
+def _authorized(
+    request: Request, portal_id: int, need: Access, cookie_ok: bool = False
+) -> tuple[Services, Portal]:
     services = _services(request)
     portal = services.state.portal(portal_id)
     if portal is None:
         raise ApiError(404, f"portal {portal_id} not found")
-    creds = Credentials(
-        token=request.headers.get(TOKEN_HEADER) or None,
-        jwt=request.headers.get(JWT_HEADER) or request.cookies.get(JWT_COOKIE) or None,
-    )
+    creds = guards.credentials(request, cookie_ok)
     authorize(services.state, services.issuer, portal, creds, need)
     return services, portal
 

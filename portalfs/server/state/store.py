@@ -167,7 +167,7 @@ class State:
         def change(snap: _Snapshot) -> tuple[_Snapshot, Portal]:
             _require_org(snap, org_id)
             portal_id = _next_id(snap.portals)
-            # 256 bits of token; compared in constant time by auth.py.
+            # 256 bits of token; compared in constant time by auth/access.py.
             token = secrets.token_hex(32)
             portal = Portal(portal_id, name, description, org_id, token, f"portal-{portal_id}/")
             return replace(snap, portals={**snap.portals, portal.id: portal}), portal

@@ -8,7 +8,7 @@ import html
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from .auth import token_matches
+from ..auth.access import token_matches
 
 router = APIRouter()
 

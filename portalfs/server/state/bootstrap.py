@@ -8,8 +8,8 @@ import logging
 import secrets
 from pathlib import Path
 
-from .config import ServerConfig
-from .state import State, write_private_json
+from ..config import ServerConfig
+from .store import State, write_private_json
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from .errors import ApiError
-from .state import Portal, State, User
+from ..errors import ApiError
+from ..state.store import Portal, State, User
 
 TOKEN_HEADER = "x-token"
 JWT_HEADER = "x-jwt-token"

@@ -7,9 +7,9 @@ import json
 import secrets
 from pathlib import Path
 
+from ..config import ServerConfig
 from . import bootstrap
-from .config import ServerConfig
-from .state import State, StateError
+from .store import State, StateError
 
 __all__ = ["StateError", "create_organization", "create_portal", "create_user"]
 

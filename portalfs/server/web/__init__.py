@@ -1,0 +1,1 @@
+"""Pages for browsers (page.py: the page behind a shareable portal link)."""
