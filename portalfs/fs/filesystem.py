@@ -17,7 +17,6 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from .. import paths
 from ..cache.metadata import Entry, MetadataCache
@@ -28,7 +27,7 @@ from ..client.storage import StorageClient
 from ..config import MountConfig
 from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
-from ..write.spool import Spool
+from ..write.spool import Spool, SpoolFolder
 from ..write.upload import Uploader, UploadRequest, refused_for_good
 from .handles import Handle, OpenFile
 from .listahead import ListAhead
@@ -77,7 +76,7 @@ class PortalFS:
         reader: RemoteReader,
         journal: Journal,
         resender: Resender,
-        spool_dir: Path,
+        spools: SpoolFolder,
     ) -> None:
         self.config = config
         self.portal = portal
@@ -87,7 +86,8 @@ class PortalFS:
         self.reader = reader
         self.journal = journal
         self.resender = resender
-        self.spool_dir = spool_dir
+        self.spools = spools
+        self.spool_dir = spools.directory
         self.list_ahead = ListAhead(metadata, config.list_ahead_folders)
         self.can_read = portal.credentials.can_read
         self._lock = threading.Lock()
@@ -261,7 +261,7 @@ class PortalFS:
 
     def _prepare_spool(self, open_file: OpenFile, truncate: bool) -> None:
         if open_file.spool is None:
-            spool = Spool(self.spool_dir)
+            spool = self.spools.new()
             if not truncate and open_file.size > 0:
                 try:
                     self._copy_down(open_file, spool)
@@ -615,3 +615,4 @@ class PortalFS:
         self.resender.stop()
         self.list_ahead.close()
         self.reader.close()
+        self.spools.close()

@@ -3,16 +3,20 @@ portal, in CACHE_DIR/unsent/, and of files the portal refused for good, in CACHE
 An entry is made before every upload and dropped after it, so a failed upload, a dead server
 or a killed mount loses nothing: the next mount (or `portalfs recover`) sends what is left.
 
-Each entry is a data file and a JSON record (portal path, size, MD5), named by a sequence
-number that only grows (one more than any entry found at start), never by the clock: a
-clock stepped back cannot make an older version look newer. Names never hold tokens or user
-paths. Uploads of one path go one at a time (`sending`), so a resent old version can never
-land after a newer one. Does no network I/O itself.
+Each entry is a data file, named by a sequence number that only grows (one more than any
+entry found at start), never by the clock: a clock stepped back cannot make an older version
+look newer. Its record (portal path, size, MD5, as JSON) is an extended attribute of the
+data file: recording a small file then creates no file at all, where a file creation on a
+busy ext4 costs 0.3-0.5 ms, more than the rest of the journal's work (docs/PERFORMANCE.md).
+Where the file system has no user xattrs, the record is a JSON file beside the data. Names
+never hold tokens or user paths. Uploads of one path go one at a time (`sending`), so a
+resent old version can never land after a newer one. Does no network I/O itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import logging
@@ -28,6 +32,11 @@ from ..private import copy_private, open_private
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"(\d{16})\.(data|json)")
+# Entries of versions before the sequence: "<time_ns>-<random>.data" + ".json".
+_LEGACY_NAME = re.compile(r"\d{20}-[0-9a-f]{12}\.json")
+RECORD_XATTR = "user.portalfs.unsent"
+# What a file system without user xattrs answers: the record goes into a JSON file then.
+_NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Journal:
         self._guard = threading.Lock()
         self._sending: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._by_path: dict[str, list[Unsent]] = {}
+        _migrate_legacy(directory)
         entries, self.orphans, junk = _scan(directory)
         for leftover in junk + _scan(self.refused_dir)[2]:
             leftover.unlink(missing_ok=True)  # records without data, copies cut short
@@ -166,7 +176,10 @@ class Journal:
         every record: a successful upload never needs the journal's copy to survive a crash of
         the machine, and an fsync per small file would double the cost of `cp -r`."""
         for path in (entry.data_path, _record_path(entry)):
-            fd = os.open(path, os.O_RDONLY)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # the record is an xattr: the data file's fsync covers it
             try:
                 os.fsync(fd)
             finally:
@@ -269,18 +282,26 @@ def _record_path(entry: Unsent) -> Path:
 
 
 def _write_record(entry: Unsent, replace_existing: bool = False) -> None:
-    """The entry's JSON record, written in one go. Without a temp file and rename: a record
-    torn by a crash is unreadable, and its data then shows as an orphan at the next start."""
+    """The entry's record: an xattr of its data file (one atomic call, no file created), or
+    where xattrs are missing a JSON file written in one go. No temp file: a record torn by a
+    crash is unreadable, and its data then shows as an orphan at the next start."""
     doc = {"portal_path": entry.portal_path, "size": entry.size, "md5": entry.md5}
     if entry.reason:
         doc["reason"] = entry.reason
+    encoded = json.dumps(doc).encode()
+    try:
+        os.setxattr(entry.data_path, RECORD_XATTR, encoded)
+        return
+    except OSError as exc:
+        if exc.errno not in _NO_XATTRS:
+            raise
     path = _record_path(entry)
     if replace_existing:
         tmp = path.with_suffix(".tmp")
-        _write_private(tmp, json.dumps(doc).encode())
+        _write_private(tmp, encoded)
         os.replace(tmp, path)
     else:
-        _write_private(path, json.dumps(doc).encode())
+        _write_private(path, encoded)
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -304,8 +325,9 @@ def contents(cache_dir: Path) -> tuple[list[Unsent], list[Unsent], list[Path]]:
 
 
 def _scan(directory: Path) -> tuple[list[Unsent], list[Path], list[Path]]:
-    """(complete entries oldest first, data files without a readable record, junk: records
-    without their data and temp files of a copy or move cut short). Changes nothing."""
+    """(complete entries oldest first, data files without a readable record, junk: JSON
+    records without their data and temp files of a copy or move cut short). Changes
+    nothing."""
     data: dict[int, Path] = {}
     records: dict[int, Path] = {}
     junk: list[Path] = []
@@ -315,28 +337,47 @@ def _scan(directory: Path) -> tuple[list[Unsent], list[Path], list[Path]]:
             (data if match.group(2) == "data" else records)[int(match.group(1))] = path
         elif path.suffix in (".copy", ".tmp"):
             junk.append(path)
-    entries = []
-    for seq, record_path in sorted(records.items()):
-        entry = _read_record(seq, record_path, data.get(seq))
-        if entry is None:
-            if seq not in data:
-                junk.append(record_path)
-            continue
-        entries.append(entry)
-        del data[seq]
-    return entries, [data[seq] for seq in sorted(data)], junk
+    junk += [path for seq, path in records.items() if seq not in data]
+    entries, orphans = [], []
+    for seq, data_path in sorted(data.items()):
+        entry = _read_record(seq, data_path, records.get(seq))
+        (entries if entry else orphans).append(entry or data_path)
+    return entries, orphans, junk
 
 
-def _read_record(seq: int, record_path: Path, data_path: Path | None) -> Unsent | None:
-    if data_path is None:
-        return None
+def _read_record(seq: int, data_path: Path, record_path: Path | None) -> Unsent | None:
     try:
-        doc = json.loads(record_path.read_bytes())
+        encoded = os.getxattr(data_path, RECORD_XATTR)
+    except OSError:
+        if record_path is None:
+            return None
+        try:
+            encoded = record_path.read_bytes()
+        except OSError:
+            return None
+    try:
+        doc = json.loads(encoded)
         return Unsent(
             seq, data_path, doc["portal_path"], doc["size"], doc["md5"], doc.get("reason", "")
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
+
+
+def _migrate_legacy(directory: Path) -> None:
+    """Entries of versions before the sequence ("<time_ns>-<random>"): numbered after any
+    entry of this version, in the order those versions sent them (by name)."""
+    legacy = sorted(p for p in directory.glob("*-*.json") if _LEGACY_NAME.fullmatch(p.name))
+    if not legacy:
+        return
+    known = [int(m.group(1)) for p in directory.iterdir() if (m := _NAME.fullmatch(p.name))]
+    for seq, record_path in enumerate(legacy, start=max(known, default=0) + 1):
+        data_path = record_path.with_suffix(".data")
+        if data_path.exists():
+            os.replace(data_path, directory / f"{seq:016d}.data")
+            os.replace(record_path, directory / f"{seq:016d}.json")
+        else:
+            record_path.unlink()
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -48,6 +48,18 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.fixture
+def no_room_for_records(monkeypatch):
+    """The journal's record cannot be written: what ext4 answers a new xattr when the inode
+    has no room left for it and the disk no free block (tmpfs keeps xattrs apart from its
+    size limit, so filling it is not enough)."""
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "setxattr", full)
+
+
 def fill(folder: Path) -> None:
     """Take every free byte of the file system `folder` is on."""
     fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -60,7 +72,7 @@ def fill(folder: Path) -> None:
         os.close(fd)
 
 
-def test_a_full_journal_disk_still_uploads_the_file(portal, tiny_disk):
+def test_a_full_journal_disk_still_uploads_the_file(portal, tiny_disk, no_room_for_records):
     fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tiny_disk)), TEST_HTTP)
     fh = fs.create("/safe.bin")
     fs.write(fh, 0, b"s" * 65536)
@@ -72,7 +84,7 @@ def test_a_full_journal_disk_still_uploads_the_file(portal, tiny_disk):
 
 
 def test_with_the_disk_full_and_the_server_down_close_fails_with_enospc_and_keeps_the_bytes(
-    portal, tiny_disk, caplog
+    portal, tiny_disk, no_room_for_records, caplog
 ):
     fs = build_portalfs(portal.member, MountConfig(cache_dir=str(tiny_disk)), TEST_HTTP)
     fh = fs.create("/precious.bin")
@@ -83,6 +95,7 @@ def test_with_the_disk_full_and_the_server_down_close_fails_with_enospc_and_keep
     oserror(errno.ENOSPC, fs.fsync, fh)  # and again: nothing was stored since
     fs.release(fh)  # before: the spool was deleted here, and the bytes with it
     (kept,) = Journal(tiny_disk / "unsent").orphans  # found and reported at the next start
+    assert "destination was never recorded" in caplog.text
     assert kept.read_bytes() == b"p" * 65536
     assert "record cannot be written" in caplog.text
 

@@ -24,7 +24,7 @@ def test_a_killed_mounts_spool_is_cleaned_at_the_next_start_and_nothing_unsent_i
     open_writer = open(m.path / "open.bin", "wb")  # noqa: SIM115 - killed with the mount
     open_writer.write(b"o" * 200_000)
     open_writer.flush()
-    wait_for(lambda: any((m.cache_dir / "unsent").glob("*.json")), 10, "the journal entry")
+    wait_for(lambda: any((m.cache_dir / "unsent").glob("*.data")), 10, "the journal entry")
     spool = m.cache_dir / "spool"
     assert len(list(spool.iterdir())) == 2  # both spools, 500 KB, before the kill
     m.process.kill()

@@ -314,7 +314,7 @@ def test_a_killed_mount_loses_no_file_in_flight(mount_portal, portal, tmp_path):
     )
     writer.stdin.write(b"x" * 50_000)
     writer.stdin.close()
-    wait_for(lambda: any((m.cache_dir / "unsent").glob("*.json")), 10, "the journal entry")
+    wait_for(lambda: any((m.cache_dir / "unsent").glob("*.data")), 10, "the journal entry")
     m.process.kill()
     m.process.wait(10)
     subprocess.run(["fusermount3", "-uz", str(m.path)], check=False)
