@@ -606,6 +606,26 @@ class PortalFS:
             self.journal.forget_path(new_pp)  # the file it replaces, unsent versions too
             self.journal.move_path(old_pp, new_pp)
 
+    # ------------------------------------------------------------ modes, owners and times
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Accepted and ignored: the portal keeps no modes. Refusing made `rsync -a` and
+        `cp -a` exit non-zero after copying everything (gcsfuse and rclone accept it too)."""
+        self._accept_ignored_change(path)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        """Accepted and ignored: the portal keeps no owners; the mount shows --uid/--gid."""
+        self._accept_ignored_change(path)
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        """Accepted and ignored: times are the portal's upload times; touch(1) keeps working."""
+        self._accept_ignored_change(path)
+
+    def _accept_ignored_change(self, path: str) -> None:
+        # Like a kernel file system: a missing name is ENOENT before a read-only one is EROFS.
+        self._existing(path)
+        self._refuse_if_read_only(path)
+
     def start_background(self) -> None:
         """Once mounted: send what earlier runs left unsent, and keep retrying it."""
         self.resender.start(self.busy_paths)

@@ -153,20 +153,17 @@ class PortalOperations(mfusepy.Operations):
 
     @_mapped
     def utimens(self, path: str, times: Any = None) -> int:
-        # Times are the portal's upload times; accepting touch(1) keeps tools working.
-        self.fs.getattr(path)
+        self.fs.utimens(path, times)
         return 0
 
     @_mapped
     def chmod(self, path: str, mode: int) -> int:
-        # The portal keeps no modes; refusing made `rsync -a` and `cp -a` exit non-zero
-        # after copying everything. Accepted and ignored, like gcsfuse and rclone do.
-        self.fs.getattr(path)
+        self.fs.chmod(path, mode)
         return 0
 
     @_mapped
     def chown(self, path: str, uid: int, gid: int) -> int:
-        self.fs.getattr(path)  # no owners either: the mount shows --uid/--gid
+        self.fs.chown(path, uid, gid)
         return 0
 
     def symlink(self, target: str, source: str) -> int:

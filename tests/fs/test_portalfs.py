@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
@@ -489,3 +490,50 @@ def test_a_walk_lists_the_next_folders_while_its_own_listing_is_still_on_its_way
     fs.metadata._fetch = fetch_in_turn
     fs.readdir("/top")
     assert [name for name, _ in fs.readdir("/top/d00")] == ["f.txt"]
+
+
+def test_a_name_missing_from_a_fresh_listing_is_enoent_without_a_request(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=3600)
+    fs.mkdir("/d")
+    write_file(fs, "/d/f.txt", b"x")
+    fs.readdir("/")
+    fs.readdir("/d")  # both folders listed, fresh for an hour
+    metrics = portal.server.app.state.metrics
+    before = sum(metrics.snapshot().values())
+    for missing in ("/nope", "/d/nope", "/d/f.txt.tmp"):
+        oserror(errno.ENOENT, fs.getattr, missing)
+        oserror(errno.ENOENT, fs.open, missing, os.O_RDONLY)
+    assert sum(metrics.snapshot().values()) == before
+
+
+def test_member_files_are_rw_r__r__and_read_only_ones_r__r__r__(make_fs):
+    write_file(make_fs(), "/m.txt", b"m")
+    assert make_fs().getattr("/m.txt").mode == stat.S_IFREG | 0o644
+    assert make_fs(read_only=True).getattr("/m.txt").mode == stat.S_IFREG | 0o444
+    assert make_fs(member=False).getattr("/m.txt").mode == stat.S_IFREG | 0o200
+
+
+def test_chmod_chown_and_utimens_are_accepted_unless_read_only(make_fs):
+    fs = make_fs()
+    write_file(fs, "/c.txt", b"c")
+    fs.chmod("/c.txt", 0o600)
+    fs.chown("/c.txt", 1, 1)
+    fs.utimens("/c.txt", (0, 0))
+    assert fs.getattr("/c.txt").mode == stat.S_IFREG | 0o644  # accepted, nothing changed
+    read_only = make_fs(read_only=True)
+    for change, args in ((read_only.chmod, (0o600,)), (read_only.chown, (1, 1))):
+        oserror(errno.EROFS, change, "/c.txt", *args)
+        oserror(errno.ENOENT, change, "/missing", *args)
+    oserror(errno.EROFS, read_only.utimens, "/c.txt", None)
+    oserror(errno.EROFS, read_only.utimens, "/", None)
+    oserror(errno.ENOENT, fs.chmod, "/missing", 0o600)
+
+
+def test_a_file_just_written_shows_its_close_time_until_the_next_listing(make_fs):
+    fs = make_fs(metadata_ttl_s=3600)
+    before = time.time_ns()
+    write_file(fs, "/now.txt", b"now")
+    assert before <= fs.getattr("/now.txt").mtime_ns <= time.time_ns()
+    listed = make_fs().getattr("/now.txt").mtime_ns  # another mount: the listing's addedDate
+    added_ms = round(listed / 10**6)  # addedDate has milliseconds; parsing keeps ~100 ns
+    assert abs(listed - added_ms * 10**6) < 10**3 and before // 10**6 <= added_ms

@@ -12,18 +12,37 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.portal_fixtures import clients
+
+def record_issued_links(portal, monkeypatch) -> list[str]:
+    """Every signed storage URL the server hands out from now on (upload and download)."""
+    storage = portal.server.app.state.services.storage
+    issued: list[str] = []
+    for name in ("upload_url", "download_url"):
+        sign = getattr(storage, name)
+
+        def recording(*args, sign=sign, **kwargs):
+            url = sign(*args, **kwargs)
+            issued.append(url)
+            return url
+
+        monkeypatch.setattr(storage, name, recording)
+    return issued
 
 
-def secrets_of(portal) -> list[str]:
-    client, _ = clients(portal.member)
-    url = client.download_link("seen.txt")
-    signature = [v for values in parse_qs(urlsplit(url).query).values() for v in values]
-    return [portal.token, portal.jwt, portal.password, *[s for s in signature if len(s) >= 16]]
+def signatures_in(urls: list[str]) -> set[str]:
+    """The signature parameters of `urls` (`signature` locally, `X-Amz-Signature` on S3)."""
+    return {
+        value
+        for url in urls
+        for name, values in parse_qs(urlsplit(url).query).items()
+        if "signature" in name.lower()
+        for value in values
+    }
 
 
-def test_no_secret_in_logs_messages_files_or_arguments(mount_portal, portal, caplog, tmp_path):
+def test_no_secret_in_logs_messages_files_or_arguments(mount_portal, portal, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
+    issued = record_issued_links(portal, monkeypatch)
     m = mount_portal("--debug")
     (m.path / "seen.txt").write_bytes(b"hello")
     assert (m.path / "seen.txt").read_bytes() == b"hello"
@@ -31,7 +50,10 @@ def test_no_secret_in_logs_messages_files_or_arguments(mount_portal, portal, cap
     portal.server.app.state.faults.fail_next("upload_link", 401, times=5)
     with pytest.raises(OSError):
         (m.path / "refused.txt").write_bytes(b"no")
-    canaries = secrets_of(portal)
+    # The very links the mount received: one to upload seen.txt, one to read it back.
+    signatures = signatures_in(issued)
+    assert len(signatures) >= 2, issued
+    canaries = [portal.token, portal.jwt, portal.password, *signatures]
     texts = {
         "mount log": m.log(),
         "server and test logs": caplog.text,
