@@ -100,7 +100,8 @@ class Spool:
         elif self._hashed is not None:
             self._hashed = None  # an overwrite or a hole: rehash when the MD5 is asked for
             self._digest.abandon()
-        self.size = max(self.size, offset + written)
+        if written:  # a write of nothing past the end makes no hole (POSIX)
+            self.size = max(self.size, offset + written)
         return written
 
     def read(self, offset: int, size: int) -> bytes:

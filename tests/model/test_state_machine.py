@@ -51,20 +51,6 @@ DATA = data_of(0, 5 * BLOCK)
 SOME_DATA = data_of(1, 2 * BLOCK)
 OFFSETS = st.integers(0, 6 * BLOCK)
 
-# Known bug (issue 13 item 5, the lead's): a file written through the mount with the bytes the
-# mount last listed for it is skipped on the cached ETag, even if another client changed or
-# deleted it since: close() succeeds and nothing is stored. While True, the model does not
-# write those bytes to such a path. (Set to False, the model finds it: another client deletes
-# a file, the mount writes the same bytes back within the TTL, and once the TTL has passed
-# the file is missing.)
-SKIP_ON_CACHED_ETAG_BUG = True
-# Known bug (issue 13 item 8, the lead's): unlink or rename of a file still open for writing
-# re-uploads it under the old path on close. While True, unlink_a_file_open_for_writing does
-# not run (unlink and rename never pick a file held open). (Set to False, the model finds:
-# a file created and still open, not yet uploaded, cannot be unlinked: ENOENT, as the
-# portal's delete answers 404.)
-UNLINK_OF_OPEN_FILE_BUG = True
-
 
 def parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
@@ -198,9 +184,7 @@ class PortalModel(RuleBasedStateMachine):
         self.uncertain.pop(path, None)
 
     def _may_write(self, path: str, data: bytes) -> bool:
-        if self.busy(path):
-            return False
-        return not (SKIP_ON_CACHED_ETAG_BUG and data in self.uncertain.get(path, ()))
+        return not self.busy(path)
 
     def _removed_here(self, path: str) -> None:
         del self.files[path]
@@ -275,7 +259,7 @@ class PortalModel(RuleBasedStateMachine):
         self._removed_here(path)
         with_errno(errno.ENOENT, self.fs.getattr, path)
 
-    @precondition(lambda self: not UNLINK_OF_OPEN_FILE_BUG and self.open)
+    @precondition(lambda self: self.open)
     @rule(choice=st.data())
     def unlink_a_file_open_for_writing(self, choice):
         """POSIX: the name goes at once; the handles go on writing; closing stores nothing."""
@@ -302,6 +286,25 @@ class PortalModel(RuleBasedStateMachine):
         data = self.files[old]
         self._removed_here(old)
         self._uploaded(new, data)
+        with_errno(errno.ENOENT, self.fs.getattr, old)
+
+    @precondition(lambda self: self.open)
+    @rule(choice=st.data(), new=PATHS)
+    def rename_a_file_open_for_writing(self, choice, new):
+        """POSIX: the open file moves; its handles go on; closing stores it under the new
+        name only (and the version the portal held moves with it)."""
+        old = choice.draw(st.sampled_from(sorted(self.open)))
+        if new == old or not self.certain(new) or self.busy(new):
+            return
+        self._make_parents(new)
+        self.fs.rename(old, new)
+        opened = self.open.pop(old)
+        if old in self.files:
+            data = self.files[old]
+            self._removed_here(old)
+            self._uploaded(new, data)
+        opened.path = new
+        self.open[new] = opened
         with_errno(errno.ENOENT, self.fs.getattr, old)
 
     @rule(folder=FOLDER_PATHS)

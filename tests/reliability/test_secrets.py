@@ -3,6 +3,7 @@ file name in the cache, no process arguments and not in the mount table."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -60,9 +61,10 @@ def test_no_secret_in_logs_messages_files_or_arguments(mount_portal, portal, cap
         "mount arguments": Path(f"/proc/{m.process.pid}/cmdline").read_bytes().decode(),
         "mount table": Path("/proc/self/mountinfo").read_text(),
         "cache file names": "\n".join(str(p) for p in m.cache_dir.rglob("*")),
-        "journal records": "\n".join(p.read_text() for p in m.cache_dir.rglob("*.json")),
+        "journal records": "\n".join(journal_records(m.cache_dir)),
     }
     assert "DEBUG" in texts["mount log"]  # it really logged at debug level
+    assert "refused.txt" in texts["journal records"]  # the records were really read
     for where, text in texts.items():
         for secret in canaries:
             assert secret not in text, f"a secret leaked into the {where}"
@@ -97,3 +99,14 @@ def test_token_file_readable_by_others_is_refused(portal, tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "chmod 600" in result.stderr
+
+
+def journal_records(cache_dir) -> list[str]:
+    """Every journal record of the mount: xattrs of its data files, or JSON files."""
+    from portalfs.write.journal import RECORD_XATTR
+
+    records = [p.read_text() for p in cache_dir.rglob("*.json")]
+    for data in cache_dir.rglob("*.data"):
+        with contextlib.suppress(OSError):
+            records.append(os.getxattr(data, RECORD_XATTR).decode())
+    return records

@@ -84,3 +84,9 @@ def test_a_closed_spools_file_is_used_again_unless_the_journal_holds_its_bytes(t
     last.close()
     folder.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["journal-link"]
+
+
+def test_a_write_of_nothing_past_the_end_changes_nothing(spool):
+    spool.write(0, b"abc")
+    assert spool.write(100, b"") == 0
+    assert spool.size == 3 and content(spool) == b"abc"  # before: size 100, a 97-byte hole
