@@ -50,6 +50,19 @@ class Delay:
         await app(scope, receive, send)
 
 
+class Hold:
+    """Stalls each request it is given until `release` is set (at most 30 s), telling when
+    the first arrived: a test can act while a request is surely held, with no timing."""
+
+    def __init__(self) -> None:
+        self.held, self.release, self.timed_out = threading.Event(), threading.Event(), False
+
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        self.held.set()
+        self.timed_out = not await anyio.to_thread.run_sync(self.release.wait, 30)
+        await app(scope, receive, send)
+
+
 @dataclass
 class _Rule:
     route: str

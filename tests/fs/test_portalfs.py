@@ -10,10 +10,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import anyio
 import pytest
 
 from portalfs.client import errors
+from tests.faults import Hold
 
 
 def write_file(fs, path, data, chunk=65536):
@@ -375,30 +375,16 @@ def test_a_newer_upload_supersedes_an_unsent_older_version(make_fs, portal):
     assert read_file(fs, "/v.txt") == b"new"
 
 
-class HeldRequest:
-    """A fault action that holds a request until the test releases it."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self.release = threading.Event()
-
-    async def __call__(self, app, scope, receive, send) -> None:
-        self.arrived.set()
-        while not self.release.is_set():
-            await anyio.sleep(0.005)
-        await app(scope, receive, send)
-
-
 def test_a_resent_old_version_never_lands_after_a_newer_one(make_fs, portal):
     fs = make_fs()
     portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
     with pytest.raises(errors.UnavailableError):
         write_file(fs, "/race.txt", b"old")
-    held = HeldRequest()
+    held = Hold()
     portal.server.app.state.faults.add("storage_put", held)
     with ThreadPoolExecutor(2) as pool:
         resend = pool.submit(fs.resender.send_all)  # its PUT of "old" is held
-        assert held.arrived.wait(10)
+        assert held.held.wait(10)
         newer = pool.submit(write_file, fs, "/race.txt", b"new")
         held.release.set()
         assert resend.result(10) == (1, 0)

@@ -246,20 +246,7 @@ def test_unmount_command(mount_portal):
 
 
 def test_a_stalled_upload_does_not_block_ls_or_stat_elsewhere(mount_portal, portal):
-    import threading
-
-    import anyio
-
-    class Hold:
-        """Stalls the request until `release` (at most 30 s), telling when it is held."""
-
-        def __init__(self) -> None:
-            self.held, self.release, self.timed_out = threading.Event(), threading.Event(), False
-
-        async def __call__(self, app, scope, receive, send) -> None:
-            self.held.set()
-            self.timed_out = not await anyio.to_thread.run_sync(self.release.wait, 30)
-            await app(scope, receive, send)
+    from tests.faults import Hold
 
     m = mount_portal("--metadata-ttl", "0")
     (m.path / "other").mkdir()
@@ -302,34 +289,6 @@ def test_unsent_file_is_sent_automatically_when_the_server_is_back(mount_portal,
         assert (mount_portal().path / "late.txt").read_bytes() == b"late but safe"
     finally:
         back.stop()
-
-
-def test_a_killed_mount_loses_no_file_in_flight(mount_portal, portal, tmp_path):
-    from tests.faults import Delay
-
-    m = mount_portal()
-    portal.server.app.state.faults.add("storage_put", Delay(30.0))
-    writer = subprocess.Popen(
-        ["cp", "/dev/stdin", str(m.path / "inflight.bin")], stdin=subprocess.PIPE
-    )
-    writer.stdin.write(b"x" * 50_000)
-    writer.stdin.close()
-    wait_for(lambda: any((m.cache_dir / "unsent").glob("*.data")), 10, "the journal entry")
-    m.process.kill()
-    m.process.wait(10)
-    subprocess.run(["fusermount3", "-uz", str(m.path)], check=False)
-    writer.kill()
-    portal.server.app.state.faults.clear()
-    later = mount_portal("--cache-dir", str(m.cache_dir))
-    wait_for(
-        lambda: (
-            (later.path / "inflight.bin").exists()
-            and (later.path / "inflight.bin").stat().st_size == 50_000
-        ),
-        20,
-        "the resend",
-    )
-    assert (later.path / "inflight.bin").read_bytes() == b"x" * 50_000
 
 
 def test_full_spool_disk_fails_writes_sends_nothing_partial_and_recovers(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 
-import anyio
 import pytest
 
-from tests.faults import Status
+from tests.faults import Hold, Status
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -55,18 +53,6 @@ def test_429_with_retry_after_is_waited_for(mount_portal, portal):
     assert metrics.count("POST", "upload_link", 429) == 1
     assert metrics.count("POST", "upload_link", 200) == 1
     assert (m.path / "patient.txt").read_bytes() == b"waited"
-
-
-class Hold:
-    """A fault that stalls a request until `release` (at most 30 s), telling when it began."""
-
-    def __init__(self) -> None:
-        self.held, self.release, self.timed_out = threading.Event(), threading.Event(), False
-
-    async def __call__(self, app, scope, receive, send) -> None:
-        self.held.set()
-        self.timed_out = not await anyio.to_thread.run_sync(self.release.wait, 30)
-        await app(scope, receive, send)
 
 
 @pytest.mark.parametrize(
