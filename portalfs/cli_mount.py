@@ -101,6 +101,10 @@ def _fuse_options(args: argparse.Namespace, config: MountConfig) -> dict[str, ob
         # Keep the page cache across opens while size and mtime stay the same: re-reads of
         # an unchanged file cost nothing.
         "auto_cache": True,
+        # rm of a file still open: unlink it, as POSIX says. Without this, libfuse renames
+        # it to .fuse_hiddenNNN instead, which the portal would store and list until the
+        # last close (for good if the mount dies first).
+        "hard_remove": True,
     }
     options.update(_extra_options(args.options))
     if args.allow_other or "allow_other" in options:
@@ -217,7 +221,7 @@ def _list_journal(cache_dir: Path) -> int:
 
     unsent, refused, orphans = contents(cache_dir)
     for title, entries in (
-        ("unsent, sent again automatically", unsent),
+        ("unsent, sent by a running mount or portalfs recover", unsent),
         ("refused for good", refused),
     ):
         print(f"{title}: {len(entries)}")

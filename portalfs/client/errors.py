@@ -9,10 +9,12 @@ from __future__ import annotations
 class PortalError(Exception):
     """Base of every error the portal client raises."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, storage: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        # Answered by the storage behind a signed URL (S3, GCS), not by the portal's API.
+        self.storage = storage
 
 
 class RejectedError(PortalError):

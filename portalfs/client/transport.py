@@ -103,7 +103,7 @@ def error_for_response(resp: requests.Response, what: str, *, storage: bool) -> 
         cls = errors.ProtocolError
     detail = _server_message(resp, storage)
     suffix = f": {detail}" if detail else ""
-    return cls(f"{what}: HTTP {status}{suffix}", status=status)
+    return cls(f"{what}: HTTP {status}{suffix}", status=status, storage=storage)
 
 
 def retry_after_s(resp: requests.Response) -> float | None:

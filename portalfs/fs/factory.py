@@ -17,7 +17,7 @@ from ..config import HttpConfig, MountConfig
 from ..private import private_dir
 from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
-from ..write.spool import SpoolFolder
+from ..write.spool import clear_leftovers
 from ..write.upload import Uploader
 from .filesystem import PortalFS
 from .listing import entries_of
@@ -52,13 +52,15 @@ def build_portalfs(
     lag_blocks = -(-config.reorder_bytes // config.block_bytes)
     reader = RemoteReader(links, storage, blocks, config.readahead_blocks, lag_blocks)
     journal = Journal(private_dir(cache_dir / "unsent"), private_dir(cache_dir / "refused"))
-    spools = SpoolFolder(private_dir(cache_dir / "spool"))
-    if removed := spools.clear_leftovers():
-        log.info("removed %d unfinished files a dead mount left in %s", removed, spools.directory)
+    spool_dir = private_dir(cache_dir / "spool")
+    if removed := clear_leftovers(spool_dir):
+        log.info("removed %d spool files a mount that ended left in %s", removed, spool_dir)
     uploader = Uploader(portal, storage)
 
     def sent(entry: Unsent) -> None:
         metadata.record_stored(paths.from_portal(entry.portal_path), entry.size, entry.md5)
 
     resender = Resender(journal, uploader, config.resend_interval_s, on_sent=sent)
-    return PortalFS(config, portal, storage, uploader, metadata, reader, journal, resender, spools)
+    return PortalFS(
+        config, portal, storage, uploader, metadata, reader, journal, resender, spool_dir
+    )

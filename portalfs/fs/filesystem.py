@@ -17,6 +17,7 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import paths
 from ..cache.metadata import Entry, MetadataCache
@@ -27,7 +28,7 @@ from ..client.storage import StorageClient
 from ..config import MountConfig
 from ..write.journal import Journal, Unsent
 from ..write.resend import Resender
-from ..write.spool import Spool, SpoolFolder
+from ..write.spool import Spool
 from ..write.upload import Uploader, UploadRequest, refused_for_good
 from .handles import Handle, OpenFile
 from .listahead import ListAhead
@@ -76,7 +77,7 @@ class PortalFS:
         reader: RemoteReader,
         journal: Journal,
         resender: Resender,
-        spools: SpoolFolder,
+        spool_dir: Path,
     ) -> None:
         self.config = config
         self.portal = portal
@@ -86,8 +87,7 @@ class PortalFS:
         self.reader = reader
         self.journal = journal
         self.resender = resender
-        self.spools = spools
-        self.spool_dir = spools.directory
+        self.spool_dir = spool_dir
         self.list_ahead = ListAhead(metadata, config.list_ahead_folders)
         self.can_read = portal.credentials.can_read
         self._lock = threading.Lock()
@@ -261,7 +261,7 @@ class PortalFS:
 
     def _prepare_spool(self, open_file: OpenFile, truncate: bool) -> None:
         if open_file.spool is None:
-            spool = self.spools.new()
+            spool = Spool(self.spool_dir)
             if not truncate and open_file.size > 0:
                 try:
                     self._copy_down(open_file, spool)
@@ -278,8 +278,15 @@ class PortalFS:
 
     def _copy_down(self, open_file: OpenFile, spool: Spool) -> None:
         if open_file.unsent_fd is not None:  # the newest bytes are here, not in the portal
-            os.copy_file_range(open_file.unsent_fd, spool.fd, open_file.size, 0, 0)
-            spool.size = os.fstat(spool.fd).st_size
+            copied = 0
+            while copied < open_file.size:  # one call copies at most about 2 GiB
+                done = os.copy_file_range(
+                    open_file.unsent_fd, spool.fd, open_file.size - copied, copied, copied
+                )
+                if done == 0:
+                    raise fail(errno.EIO, f"{open_file.path}: its unsent bytes are cut short")
+                copied += done
+            spool.size = copied
             return
         # Editing in place needs the current bytes, which only a member may read.
         if not self.can_read:
@@ -427,10 +434,15 @@ class PortalFS:
 
     def _before_change(self, open_file: OpenFile) -> None:
         """The spool is about to change: a journal entry sharing its bytes gets its own copy
-        first (it keeps the version whose upload failed). Raises OSError, e.g. ENOSPC."""
-        if open_file.journaled is not None:
-            self.journal.own_bytes(open_file.journaled)
-            open_file.journaled = None
+        first (it keeps the version whose upload failed). Under the path's sending lock, so
+        a resend of that entry is never fed bytes half old, half new. Raises OSError, e.g.
+        ENOSPC."""
+        open_file.refusal = None  # other bytes: the portal has not refused these
+        entry, open_file.journaled = open_file.journaled, None
+        if entry is not None:
+            with self.journal.sending(entry.portal_path):
+                if self.journal.holds(entry):  # not sent, deleted or superseded meanwhile
+                    self.journal.own_bytes(entry)
 
     @staticmethod
     def _changed(open_file: OpenFile) -> None:
@@ -439,9 +451,12 @@ class PortalFS:
 
     def flush(self, fh: int) -> None:
         """Upload the file if its bytes changed and are not stored yet; close() reports the
-        result. After a failed upload every flush (and fsync) tries again."""
+        result. After a failed upload every flush (and fsync) tries again; after the portal
+        refused these bytes for good, every one fails again, until they change."""
         open_file = self._handle(fh).file
         with open_file.lock:
+            if open_file.refusal is not None and not open_file.unlinked:
+                raise open_file.refusal
             if open_file.changed and not open_file.unlinked:
                 self._upload(open_file)
 
@@ -480,6 +495,23 @@ class PortalFS:
         open_file.journaled = None
         open_file.etag, open_file.size = md5, size
         self.metadata.record_stored(open_file.path, size, md5)
+        self._landed(open_file.path)
+
+    def _landed(self, path: str) -> None:
+        """A file is stored at `path`: the folders above it made here exist in the portal
+        now. They move from the folders made here (which would grow with every mkdir) to
+        the metadata cache's own writes, bounded and dropped once a listing shows them."""
+        with self._lock:
+            if not self._local_dirs:
+                return
+            made, folder = [], paths.split(path)[0]
+            while folder != "/":
+                if folder in self._local_dirs:
+                    self._local_dirs.discard(folder)
+                    made.append(folder)
+                folder = paths.split(folder)[0]
+        for folder in made:
+            self.metadata.record(folder, Entry(paths.split(folder)[1], True))
 
     def _record(
         self, spool: Spool, portal_path: str, size: int, md5: str
@@ -511,6 +543,7 @@ class PortalFS:
             with contextlib.suppress(OSError):  # then it stays unsent, and is tried again
                 self.journal.set_aside(entry, str(exc))
             open_file.changed = open_file.unstored = False  # refused: not sent again
+            open_file.refusal = exc
             return
         open_file.journaled = entry
         try:
@@ -551,20 +584,24 @@ class PortalFS:
         if self._existing(path).is_dir:
             raise fail(errno.EISDIR, path)
         with self._lock:
-            open_file = self._files.pop(path, None)
-        if open_file is not None:
-            # Open elsewhere: it keeps its bytes until closed, but is never uploaded again.
-            with open_file.lock:
-                open_file.unlinked = True
+            open_file = self._files.get(path)
         portal_path = paths.to_portal(path)
         with self.journal.sending(portal_path):
             unsent = self.journal.has(portal_path)
-            self.journal.forget_path(portal_path)  # deleted: its unsent versions go too
             try:
                 self.portal.delete(portal_path)
             except errors.NotFoundError:
                 if not (unsent or open_file):
                     raise  # never stored, nor about to be: it was not there
+            # Only once the portal's copy is gone: a failed rm keeps every version.
+            self.journal.forget_path(portal_path)  # deleted: its unsent versions go too
+        if open_file is not None:
+            # Open elsewhere: it keeps its bytes until closed, but is never uploaded again.
+            with open_file.lock:
+                open_file.unlinked = True
+            with self._lock:
+                if self._files.get(path) is open_file:
+                    del self._files[path]
         self.metadata.record(path, None)
 
     def rename(self, old: str, new: str) -> None:
@@ -631,8 +668,18 @@ class PortalFS:
         self.resender.start(self.busy_paths)
 
     def close(self) -> None:
-        """Stop background work; open files are the kernel's to release first."""
+        """Stop background work, and settle files still open: after a lazy unmount (SIGTERM)
+        the kernel may end the mount without releasing them. Bytes not stored go into the
+        journal for the next mount; spools are deleted."""
         self.resender.stop()
         self.list_ahead.close()
         self.reader.close()
-        self.spools.close()
+        with self._lock:
+            left = list(self._files.values())
+            self._files.clear()
+        for open_file in left:
+            with open_file.lock:
+                if open_file.spool is not None and self._unsent_at_release(open_file):
+                    self._adopt_spool(open_file)
+                open_file.refs = 1
+                self._drop_ref(open_file)

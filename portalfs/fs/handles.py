@@ -37,6 +37,9 @@ class OpenFile:
     error: int | None = None
     # Deleted while open: nothing is uploaded any more (its bytes live until the last close).
     unlinked: bool = False
+    # Why the portal refused these bytes for good: every flush fails with it until they
+    # change (the bytes wait in the journal's refused/).
+    refusal: Exception | None = None
     # A descriptor on the journal's bytes of a file whose upload failed and waits to be sent
     # again: reads come from there, since the portal has no such version yet.
     unsent_fd: int | None = None

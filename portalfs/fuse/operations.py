@@ -15,7 +15,7 @@ from typing import Any
 
 import mfusepy
 
-from ..client.errors import PortalError
+from ..client.errors import PortalError, ServerDownError
 from ..fs.filesystem import Attr, PortalFS
 from .errno_map import errno_for
 
@@ -35,7 +35,9 @@ def _mapped(method: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # every exception leaves as an errno, never as EINVAL by accident
             code = errno_for(exc)
             if isinstance(exc, OSError | PortalError):
-                level = logging.DEBUG if code in _QUIET else logging.INFO
+                # A server known to be down was reported once (client/reachability.py).
+                quiet = code in _QUIET or isinstance(exc, ServerDownError)
+                level = logging.DEBUG if quiet else logging.INFO
                 log.log(level, "%s: %s", method.__name__, exc)
             else:
                 log.exception("%s failed unexpectedly", method.__name__)

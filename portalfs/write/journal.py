@@ -72,7 +72,8 @@ class Journal:
             leftover.unlink(missing_ok=True)  # records without data, copies cut short
         for entry in entries:
             self._by_path.setdefault(entry.portal_path, []).append(entry)
-        refused = _scan(self.refused_dir)[0]
+        refused, refused_orphans, _ = _scan(self.refused_dir)
+        self.orphans += refused_orphans
         known = [e.seq for e in entries + refused] + [_seq_of(p) for p in self.orphans]
         self._seq = itertools.count(max(known, default=0) + 1)
         for orphan in self.orphans:
@@ -131,15 +132,20 @@ class Journal:
 
     def record(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent:
         """Enter `source` (final bytes) before its upload: a hard link, so it costs no copy.
-        Raises OSError (e.g. ENOSPC) and leaves nothing behind if it cannot be recorded."""
+        The record goes onto the bytes first, so the journal's name for them never exists
+        without their own record (a spool keeps the xattr of its last upload). Raises
+        OSError (e.g. ENOSPC) and leaves nothing behind if it cannot be recorded."""
         seq = next(self._seq)
         entry = Unsent(seq, self.directory / f"{seq:016d}.data", portal_path, size, md5)
         try:
+            on_bytes = _set_record_xattr(source, entry)
             try:
                 os.link(source, entry.data_path)
             except OSError:
-                _copy_private(source, entry.data_path)
-            _write_record(entry)
+                _copy_private(source, entry.data_path)  # a copy carries no xattrs
+                on_bytes = on_bytes and _set_record_xattr(entry.data_path, entry)
+            if not on_bytes:
+                _write_record_file(entry)
         except OSError:
             entry.data_path.unlink(missing_ok=True)
             _record_path(entry).unlink(missing_ok=True)
@@ -150,14 +156,25 @@ class Journal:
 
     def adopt(self, source: Path, portal_path: str, size: int, md5: str) -> Unsent | None:
         """The last resort when record() failed and so did the upload: move `source` itself
-        into the journal (a rename needs no free space), then record it. If the record cannot
-        be written either, the bytes stay as an orphan, reported now and at every start and
+        into the journal (a rename needs no free space), with its record if it can be
+        written. If not, the bytes stay as an orphan, reported now and at every start and
         listed by `portalfs recover --list`; returns None then."""
         seq = next(self._seq)
         entry = Unsent(seq, self.directory / f"{seq:016d}.data", portal_path, size, md5)
+        try:
+            on_bytes: bool | None = _set_record_xattr(source, entry)
+        except OSError as exc:
+            on_bytes, failure = None, exc
+            # The record of an earlier upload of the same spool must not name these bytes.
+            with contextlib.suppress(OSError):
+                os.removexattr(source, RECORD_XATTR)
         os.replace(source, entry.data_path)
         try:
-            _write_record(entry)
+            if on_bytes is False:
+                _write_record_file(entry)
+            elif on_bytes is None:
+                raise failure
+            self.make_durable(entry)
         except OSError as exc:
             self.orphans.append(entry.data_path)
             log.warning(
@@ -194,6 +211,7 @@ class Journal:
         private = entry.data_path.with_suffix(".copy")
         try:
             _copy_private(entry.data_path, private)
+            _set_record_xattr(private, entry)  # the copy needs its record too
             os.replace(private, entry.data_path)
         except OSError:
             private.unlink(missing_ok=True)
@@ -228,7 +246,9 @@ class Journal:
             self.forget(entry)
 
     def set_aside(self, entry: Unsent, reason: str) -> Unsent:
-        """The portal refused the entry for good: move it to refused/, never to be sent."""
+        """The portal refused the entry for good: move it to refused/, never to be sent,
+        with bytes of its own (not a spool the file may still change)."""
+        self.own_bytes(entry)
         moved = replace(
             entry, data_path=self.refused_dir / entry.data_path.name, reason=reason[:500]
         )
@@ -274,7 +294,8 @@ def _by_seq(entry: Unsent) -> int:
 
 
 def _seq_of(path: Path) -> int:
-    return int(path.stem)
+    match = _NAME.fullmatch(path.name)
+    return int(match.group(1)) if match else 0  # a stray name takes no number
 
 
 def _record_path(entry: Unsent) -> Path:
@@ -283,25 +304,40 @@ def _record_path(entry: Unsent) -> Path:
 
 def _write_record(entry: Unsent, replace_existing: bool = False) -> None:
     """The entry's record: an xattr of its data file (one atomic call, no file created), or
-    where xattrs are missing a JSON file written in one go. No temp file: a record torn by a
-    crash is unreadable, and its data then shows as an orphan at the next start."""
-    doc = {"portal_path": entry.portal_path, "size": entry.size, "md5": entry.md5}
-    if entry.reason:
-        doc["reason"] = entry.reason
-    encoded = json.dumps(doc).encode()
+    where xattrs are missing a JSON file."""
+    if not _set_record_xattr(entry.data_path, entry):
+        _write_record_file(entry, replace_existing)
+
+
+def _set_record_xattr(target: Path, entry: Unsent) -> bool:
+    """Put the entry's record on `target` as an xattr; False where the file system has no
+    user xattrs (the record then goes into a JSON file). Raises any other OSError."""
     try:
-        os.setxattr(entry.data_path, RECORD_XATTR, encoded)
-        return
+        os.setxattr(target, RECORD_XATTR, _encode(entry))
+        return True
     except OSError as exc:
-        if exc.errno not in _NO_XATTRS:
-            raise
+        if exc.errno in _NO_XATTRS:
+            return False
+        raise
+
+
+def _write_record_file(entry: Unsent, replace_existing: bool = False) -> None:
+    """The record as a JSON file beside the data, written in one go. No temp file for a new
+    one: a record torn by a crash is unreadable, and its data then shows as an orphan."""
     path = _record_path(entry)
     if replace_existing:
         tmp = path.with_suffix(".tmp")
-        _write_private(tmp, encoded)
+        _write_private(tmp, _encode(entry))
         os.replace(tmp, path)
     else:
-        _write_private(path, encoded)
+        _write_private(path, _encode(entry))
+
+
+def _encode(entry: Unsent) -> bytes:
+    doc = {"portal_path": entry.portal_path, "size": entry.size, "md5": entry.md5}
+    if entry.reason:
+        doc["reason"] = entry.reason
+    return json.dumps(doc).encode()
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -321,7 +357,8 @@ def contents(cache_dir: Path) -> tuple[list[Unsent], list[Unsent], list[Path]]:
     """(unsent, refused, orphans) of a cache folder, read without changing anything: safe
     while a mount uses it (`portalfs recover --list`)."""
     unsent, orphans, _ = _scan(cache_dir / "unsent")
-    return unsent, _scan(cache_dir / "refused")[0], orphans
+    refused, refused_orphans, _ = _scan(cache_dir / "refused")
+    return unsent, refused, orphans + refused_orphans
 
 
 def _scan(directory: Path) -> tuple[list[Unsent], list[Path], list[Path]]:
@@ -331,18 +368,21 @@ def _scan(directory: Path) -> tuple[list[Unsent], list[Path], list[Path]]:
     data: dict[int, Path] = {}
     records: dict[int, Path] = {}
     junk: list[Path] = []
+    strays: list[Path] = []
     for path in directory.iterdir() if directory.is_dir() else ():
         match = _NAME.fullmatch(path.name)
         if match:
             (data if match.group(2) == "data" else records)[int(match.group(1))] = path
         elif path.suffix in (".copy", ".tmp"):
             junk.append(path)
+        elif path.suffix == ".data":
+            strays.append(path)  # bytes under a name we did not give: never ignored
     junk += [path for seq, path in records.items() if seq not in data]
     entries, orphans = [], []
     for seq, data_path in sorted(data.items()):
         entry = _read_record(seq, data_path, records.get(seq))
         (entries if entry else orphans).append(entry or data_path)
-    return entries, orphans, junk
+    return entries, orphans + sorted(strays), junk
 
 
 def _read_record(seq: int, data_path: Path, record_path: Path | None) -> Unsent | None:

@@ -19,7 +19,7 @@ from .upload import Uploader, UploadRequest, refused_for_good
 
 log = logging.getLogger(__name__)
 
-_SENT, _UNSENT, _REFUSED = "sent", "unsent", "refused"
+_SENT, _UNSENT, _REFUSED, _SKIPPED = "sent", "unsent", "refused", "skipped"
 
 
 class Resender:
@@ -45,10 +45,11 @@ class Resender:
         self.last_error: errors.PortalError | OSError | None = None
         self.rounds = 0  # background rounds finished, failed ones included
 
-    def send_all(self, skip: set[str] | None = None) -> tuple[int, int]:
-        """Upload the newest entry of each path (except paths in `skip`, open right now);
-        returns (sent, still unsent). Entries the portal refuses for good are neither: they
-        move to the journal's refused/."""
+    def send_all(self, busy: Callable[[], set[str]] | None = None) -> tuple[int, int]:
+        """Upload the newest entry of each path, except paths `busy()` names (open for
+        writing right now: asked per entry, once its path's turn has come); returns (sent,
+        still unsent). Entries the portal refuses for good are neither: they move to the
+        journal's refused/."""
         with self._lock:
             newest: dict[str, Unsent] = {}
             for entry in self.journal.entries():
@@ -56,16 +57,18 @@ class Resender:
                 if older is not None:
                     self.journal.forget(older)  # superseded by a later version of the file
                 newest[entry.portal_path] = entry
-            results = [
-                self._send(entry) for path, entry in newest.items() if not (skip and path in skip)
-            ]
+            results = [self._send(entry, busy) for entry in newest.values()]
             return results.count(_SENT), results.count(_UNSENT)
 
-    def _send(self, entry: Unsent) -> str:
+    def _send(self, entry: Unsent, busy: Callable[[], set[str]] | None) -> str:
         request = UploadRequest(entry.data_path, entry.portal_path, entry.size, entry.md5)
         with self.journal.sending(entry.portal_path):
             if not self.journal.holds(entry):
                 return _SENT  # a newer version was stored while we waited our turn
+            if busy is not None and entry.portal_path in busy():
+                # Open for writing: its entry may share the spool's bytes, which may change
+                # during the PUT; its next close sends it anyway.
+                return _SKIPPED
             try:
                 outcome = self.uploader.upload(request)
             except (errors.PortalError, OSError) as exc:
@@ -75,7 +78,7 @@ class Resender:
                 log.info("%s is still unsent: %s", entry.portal_path, exc)
                 self.last_error = exc
                 return _UNSENT
-            log.warning("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
+            log.info("%s: %s from the journal of unsent files", entry.portal_path, outcome.value)
             self.journal.forget(entry)
             if self.on_sent:
                 self.on_sent(entry)
@@ -92,7 +95,7 @@ class Resender:
         while True:
             try:
                 if self.journal:
-                    self.send_all(busy_paths() if busy_paths else None)
+                    self.send_all(busy_paths)
             except Exception:
                 # A bug or a disk error in one round must not end the resending for good.
                 log.exception("resending unsent files failed; trying again in %gs", self.interval_s)

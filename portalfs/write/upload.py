@@ -23,10 +23,13 @@ _LINK_ATTEMPTS = 3
 
 
 def refused_for_good(exc: BaseException) -> bool:
-    """Whether an upload failed in a way no retry can change: the portal refused the request
-    itself (too large, a name or placement it cannot store) rather than failed to answer.
-    Wrong credentials are not: a new token or login can still send the file."""
-    return isinstance(exc, errors.RejectedError | errors.ConflictError)
+    """Whether an upload failed in a way no retry can change: the portal's API refused the
+    upload link itself (too large, a name or placement it cannot store) rather than failed
+    to answer. Not wrong credentials (a new token or login can still send the file), and not
+    a storage's 4xx to the PUT: S3 says 400 for a request that timed out or a link whose
+    temporary credentials expired, and the next try asks for a new link anyway."""
+    refused = isinstance(exc, errors.RejectedError | errors.ConflictError)
+    return refused and not getattr(exc, "storage", False)
 
 
 class Outcome(enum.Enum):

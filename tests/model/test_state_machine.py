@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -50,6 +51,10 @@ DATA = data_of(0, 5 * BLOCK)
 # A write of no bytes at an offset changes nothing (POSIX), and the kernel never sends one.
 SOME_DATA = data_of(1, 2 * BLOCK)
 OFFSETS = st.integers(0, 6 * BLOCK)
+
+
+# Its own limit: about 20 s alone, but several times that on a machine busy with other work.
+pytestmark = pytest.mark.timeout(600)
 
 
 def parent(path: str) -> str:

@@ -4,10 +4,12 @@ cleaned at the next start, and nothing a close() kept is lost."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 
 from tests.faults import Delay
 from tests.mount.conftest import wait_for
+from tests.portal_fixtures import clients
 
 
 def test_a_killed_mounts_spool_is_cleaned_at_the_next_start_and_nothing_unsent_is_lost(
@@ -41,3 +43,22 @@ def test_a_killed_mounts_spool_is_cleaned_at_the_next_start_and_nothing_unsent_i
     assert not (later.path / "open.bin").exists()  # never closed: never promised
     with contextlib.suppress(OSError):  # its mount is gone
         open_writer.close()
+
+
+def test_rm_of_a_file_still_open_removes_it_and_nothing_is_stored_under_another_name(
+    mount_portal, portal
+):
+    m = mount_portal("--allow-delete")
+    (m.path / "d").mkdir()
+    (m.path / "d" / "keep.txt").write_bytes(b"keep")
+    with open(m.path / "d" / "draft.txt", "wb") as f:
+        f.write(b"first")
+        f.flush()
+        os.fsync(f.fileno())  # stored once
+        os.unlink(m.path / "d" / "draft.txt")
+        # Before: the kernel renamed it to .fuse_hidden..., which the portal then listed
+        # (and kept for good when the mount died before the close).
+        assert sorted(os.listdir(m.path / "d")) == ["keep.txt"]
+        f.write(b" and more")
+    client, _ = clients(portal.member)
+    assert [e.name for e in client.iter_folder("d")] == ["keep.txt"]

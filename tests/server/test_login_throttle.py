@@ -102,9 +102,23 @@ def test_failures_from_many_addresses_lock_that_username_only(throttled, clock):
 def test_throttle_counters_expire_with_their_window(clock):
     throttle = MemoryLoginThrottle(per_user=2, per_address=2, window_s=10, timer=clock)
     for n in range(5):
-        throttle.failed(f"user-{n}", "10.0.0.1")
-    assert throttle.wait_s("user-0", "10.0.0.2") == 0  # one failure for user-0: allowed
-    assert throttle.wait_s("anyone", "10.0.0.1") == 10  # the address failed 5 times
+        throttle.reserve(f"user-{n}", "10.0.0.1")  # each attempt failed
+    assert throttle.reserve("anyone", "10.0.0.1") == 10  # the address failed twice
     clock.now += 10
-    assert throttle.wait_s("anyone", "10.0.0.1") == 0
     assert len(throttle._failures) == 0  # every counter expired with its window
+    assert throttle.reserve("anyone", "10.0.0.1") == 0
+
+
+def test_a_burst_of_concurrent_attempts_is_counted_before_any_password_is_checked(clock):
+    throttle = MemoryLoginThrottle(per_user=100, per_address=10, window_s=60, timer=clock)
+    # Ten attempts in flight, none answered yet: the eleventh must already wait. (Checked
+    # first and counted after scrypt, all of a thread pool's worth went through.)
+    assert [throttle.reserve(f"u{n}", "10.0.0.7") for n in range(10)] == [0] * 10
+    assert throttle.reserve("u10", "10.0.0.7") == 60
+
+
+def test_a_right_password_takes_its_attempt_back(clock):
+    throttle = MemoryLoginThrottle(per_user=2, per_address=2, window_s=60, timer=clock)
+    for _ in range(5):
+        assert throttle.reserve("alice", "10.0.0.8") == 0
+        throttle.succeeded("alice", "10.0.0.8")

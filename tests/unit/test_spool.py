@@ -9,12 +9,12 @@ import random
 import pytest
 
 from portalfs.write import digest
-from portalfs.write.spool import Spool, SpoolFolder
+from portalfs.write.spool import Spool
 
 
 @pytest.fixture
 def spool(tmp_path):
-    s = SpoolFolder(tmp_path).new()
+    s = Spool(tmp_path)
     yield s
     s.close()
 
@@ -58,32 +58,10 @@ def test_random_writes_and_truncates_match_a_model(spool, seed, monkeypatch):
 
 
 def test_spool_file_is_private_and_removed_on_close(tmp_path):
-    folder = SpoolFolder(tmp_path)
-    s = folder.new()
+    s = Spool(tmp_path)
     assert s.path.stat().st_mode & 0o777 == 0o600
-    s.close()  # kept, emptied, for the next spool
-    folder.close()  # at unmount
+    s.close()
     assert not s.path.exists()
-
-
-def test_a_closed_spools_file_is_used_again_unless_the_journal_holds_its_bytes(tmp_path):
-    folder = SpoolFolder(tmp_path, keep=4)
-    first = folder.new()
-    first.write(0, b"first file")
-    path = first.path
-    first.close()
-    again = folder.new()  # no new file: on a busy ext4 each one costs 0.3-0.5 ms
-    assert again.path == path and again.size == 0 and os.path.getsize(path) == 0
-    again.write(0, b"kept")
-    os.link(again.path, tmp_path / "journal-link")  # the journal holds these bytes
-    again.close()
-    assert (tmp_path / "journal-link").read_bytes() == b"kept"  # not emptied, not reused
-    assert not path.exists()
-    last = folder.new()
-    assert last.path != path
-    last.close()
-    folder.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal-link"]
 
 
 def test_a_write_of_nothing_past_the_end_changes_nothing(spool):

@@ -78,15 +78,15 @@ class RenameRequest(_Body):
 def api_login(body: LoginRequest, request: Request) -> dict:
     services = _services(request)
     address = request.client.host if request.client else ""
-    # Checked before scrypt, so a throttled attempt costs next to nothing.
-    wait_s = services.login_throttle.wait_s(body.username, address)
+    # Counted before scrypt, so a throttled attempt costs next to nothing.
+    wait_s = services.login_throttle.reserve(body.username, address)
     if wait_s:
         retry = {"Retry-After": str(wait_s)}
         raise ApiError(429, f"too many failed logins: try again in {wait_s} s", retry)
     user = services.state.authenticate(body.username, body.password)
     if user is None:
-        services.login_throttle.failed(body.username, address)
         raise ApiError(401, "invalid username or password")
+    services.login_throttle.succeeded(body.username, address)
     return {"success": True, "token": services.issuer.issue(user.id)}
 
 

@@ -19,11 +19,12 @@ _MAX_COUNTERS = 100_000
 
 
 class LoginThrottle(Protocol):
-    """Counts failed logins; `wait_s` says how long an attempt must wait (0: go ahead)."""
+    """Counts failed logins. `reserve` counts an attempt as failed before its password is
+    checked, or says how long it must wait; `succeeded` takes that count back."""
 
-    def wait_s(self, username: str, address: str) -> int: ...
+    def reserve(self, username: str, address: str) -> int: ...
 
-    def failed(self, username: str, address: str) -> None: ...
+    def succeeded(self, username: str, address: str) -> None: ...
 
 
 class MemoryLoginThrottle:
@@ -47,20 +48,28 @@ class MemoryLoginThrottle:
             _MAX_COUNTERS, window_s, timer=timer
         )
 
-    def wait_s(self, username: str, address: str) -> int:
-        """Whole seconds until an attempt for `username` from `address` is allowed."""
+    def reserve(self, username: str, address: str) -> int:
+        """0, with the attempt counted as a failure until `succeeded`; or the whole seconds
+        until an attempt for `username` from `address` is allowed. Check and count in one
+        step: a burst of concurrent attempts cannot all pass a check made before any of
+        them failed."""
         now = self._timer()
         with self._lock:
-            waits = [self._wait(key, now) for key in _keys(username, address)]
-        return max(waits)
+            wait = max(self._wait(key, now) for key in _keys(username, address))
+            if wait == 0:
+                for key in _keys(username, address):
+                    times = self._failures.get(key) or deque(maxlen=self._limits[key[0]])
+                    times.append(now)
+                    self._failures[key] = times  # re-set: its expiry runs from this one
+            return wait
 
-    def failed(self, username: str, address: str) -> None:
-        now = self._timer()
+    def succeeded(self, username: str, address: str) -> None:
+        """The reserved attempt had the right password: it is no failure."""
         with self._lock:
             for key in _keys(username, address):
-                times = self._failures.get(key) or deque(maxlen=self._limits[key[0]])
-                times.append(now)
-                self._failures[key] = times  # re-set: its expiry runs from this failure
+                times = self._failures.get(key)
+                if times:
+                    times.pop()
 
     def _wait(self, key: tuple[str, str], now: float) -> int:
         times = self._failures.get(key)
