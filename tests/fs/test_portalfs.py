@@ -411,10 +411,19 @@ def test_a_failed_write_is_never_uploaded(make_fs, portal, monkeypatch):
     oserror(errno.ENOENT, make_fs().getattr, "/holey.bin")
 
 
-def test_cache_spool_and_journal_folders_are_private(make_fs):
+def test_cache_spool_and_journal_folders_are_private(make_fs, portal):
     fs = make_fs()
-    for folder in (fs.spool_dir.parent, fs.spool_dir, fs.journal.directory):
+    folders = (fs.spool_dir.parent, fs.spool_dir, fs.journal.directory, fs.journal.refused_dir)
+    for folder in folders:
         assert folder.stat().st_mode & 0o777 == 0o700, folder
+    fh = fs.create("/private.txt")
+    fs.write(fh, 0, b"kept")
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
+        fs.flush(fh)
+    fs.release(fh)
+    files = [p for folder in folders[1:] for p in folder.iterdir()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o600 for p in files), files
 
 
 def test_rmdir_of_a_portal_folder_emptied_by_deletes(make_fs):
