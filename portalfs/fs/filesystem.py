@@ -16,6 +16,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,25 @@ class Attr:
     nlink: int
     uid: int
     gid: int
+
+
+def _show(entries: dict[str, Entry], folder: str, path: str, file: Callable[[], Entry]) -> None:
+    """Add to the listing of `folder` the file at `path` if it lies directly inside, or the
+    folder on its way if it lies deeper."""
+    prefix = folder.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        return
+    name, deeper, _ = path[len(prefix) :].partition("/")
+    if deeper:
+        entries.setdefault(name, Entry(name, True))
+    else:
+        entries[name] = file()
+
+
+def _open_entry(open_file: OpenFile) -> Entry:
+    """A file being written: its current size, and when it last changed."""
+    name = paths.split(open_file.path)[1]
+    return Entry(name, False, open_file.current_size, open_file.mtime_ns)
 
 
 def _unsent_entry(unsent: Unsent) -> Entry:
@@ -123,11 +143,27 @@ class PortalFS:
             if path in self._local_dirs:
                 return Entry(paths.split(path)[1], True)
         if open_file is not None and open_file.spool is not None:
-            return Entry(paths.split(path)[1], False, open_file.current_size, open_file.mtime_ns)
+            return _open_entry(open_file)
         unsent = self.journal.newest_of(paths.to_portal(path))
         if unsent is not None:  # rarely: only while uploads failed and wait to be sent again
             return _unsent_entry(unsent)
-        return self.metadata.lookup(path)
+        entry = self.metadata.lookup(path)
+        if entry is None and self._holds_unstored(path):
+            return Entry(paths.split(path)[1], True)
+        return entry
+
+    def _holds_unstored(self, folder: str) -> bool:
+        """Whether something not in the portal lies below `folder` (a file open for writing or
+        waiting in the journal, a folder made here): the folder is shown while it does, even
+        when the portal has nothing there (or never had)."""
+        prefix = folder.rstrip("/") + "/"
+        with self._lock:
+            if any(p.startswith(prefix) and f.spool for p, f in self._files.items()):
+                return True
+            if any(d.startswith(prefix) for d in self._local_dirs):
+                return True  # a folder made here lies below
+        below = paths.to_portal(folder) + "/"
+        return bool(self.journal) and any(p.startswith(below) for p in self.journal.newest())
 
     def _existing(self, path: str) -> Entry:
         entry = self._entry(path)
@@ -149,19 +185,19 @@ class PortalFS:
         self.list_ahead.listed(path)
         entries = dict(self.metadata.listing(path))
         with self._lock:
-            local_dirs = [d for d in self._local_dirs if paths.split(d)[0] == path]
-            open_files = [f for p, f in self._files.items() if paths.split(p)[0] == path]
+            local_dirs = list(self._local_dirs)
+            open_files = [f for f in self._files.values() if f.spool is not None]
         for d in local_dirs:
-            entries.setdefault(paths.split(d)[1], Entry(paths.split(d)[1], True))
+            _show(entries, path, d, lambda d=d: Entry(paths.split(d)[1], True))
+        # Files not in the portal yet are shown, with the folders on their way: files whose
+        # upload failed until they are sent, deleted or renamed; files being written.
         if self.journal:
-            # Files whose upload failed are shown until they are sent, deleted or renamed.
             for portal_path, unsent in self.journal.newest().items():
-                if paths.split(paths.from_portal(portal_path))[0] == path:
-                    entries[paths.split(portal_path)[1]] = _unsent_entry(unsent)
+                _show(
+                    entries, path, paths.from_portal(portal_path), lambda u=unsent: _unsent_entry(u)
+                )
         for f in open_files:
-            if f.spool is not None:
-                name = paths.split(f.path)[1]
-                entries[name] = Entry(name, False, f.current_size, f.mtime_ns)
+            _show(entries, path, f.path, lambda f=f: _open_entry(f))
         return [(name, self._attr(e)) for name, e in sorted(entries.items())]
 
     def statfs(self) -> dict[str, int]:
@@ -627,6 +663,8 @@ class PortalFS:
         self.metadata.record(old, None)
         if moving is None:
             self.metadata.record_stored(new, entry.size, entry.etag)
+        if moving is None or moving.etag is not None:
+            self._landed(new)  # the portal holds a file there now
 
     def _rename_in_portal(self, old: str, new: str, stored: bool) -> None:
         """Rename what the portal holds and what waits to be sent, so that neither lands

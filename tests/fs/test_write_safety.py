@@ -8,6 +8,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -20,7 +21,7 @@ from portalfs.config import HttpConfig, MountConfig
 from portalfs.fs.factory import build_portalfs
 from portalfs.write.journal import Journal
 from tests.fs.test_portalfs import oserror, read_file, write_file
-from tests.portal_fixtures import TEST_HTTP, start_portal
+from tests.portal_fixtures import TEST_HTTP, clients, start_portal
 
 
 def listed(portal, folder: str = "") -> dict[str, int]:
@@ -440,3 +441,25 @@ def test_an_unsent_file_opened_to_append_starts_from_all_its_bytes(make_fs, port
     fs.flush(fh)
     fs.release(fh)
     assert read_file(fs, "/grow.bin") == data + b"tail"
+
+
+def test_a_folder_holding_a_file_being_written_is_shown_when_the_portal_has_none(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=0)  # every look asks the portal afresh
+    fs.mkdir("/z")
+    fh = fs.create("/z/draft.txt")  # being written, not in the portal yet
+    write_file(fs, "/z/a.txt", b"a")  # a file lands: /z is the portal's folder now
+    clients(portal.member)[0].delete("z/a.txt")  # and goes again, elsewhere
+    assert [n for n, _ in fs.readdir("/")] == ["z"]  # found by the model test
+    assert [n for n, _ in fs.readdir("/z")] == ["draft.txt"]
+    assert stat.S_ISDIR(fs.getattr("/z").mode)
+    fs.release(fh)
+
+
+def test_a_folder_above_a_folder_made_here_is_shown_when_the_portal_has_none(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=0)
+    fs.mkdir("/x")
+    fs.mkdir("/x/y")
+    write_file(fs, "/x/a.txt", b"a")  # /x is the portal's now; /x/y is still only here
+    clients(portal.member)[0].delete("x/a.txt")
+    assert [n for n, _ in fs.readdir("/")] == ["x"]  # found by the model test
+    assert [n for n, _ in fs.readdir("/x")] == ["y"]

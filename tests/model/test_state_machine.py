@@ -184,6 +184,9 @@ class PortalModel(RuleBasedStateMachine):
                 self.local_dirs.add(folder)
 
     def _uploaded(self, path: str, data: bytes) -> None:
+        """The mount stored `path` (written or renamed there): the folders above it made
+        here are the portal's from now on, shown only while something is in them."""
+        self.local_dirs.difference_update(ancestors(path))
         self.files[path] = data
         self.versions.setdefault(path, set()).add(data)
         self.uncertain.pop(path, None)
