@@ -285,7 +285,7 @@ def _restart(portal):
 
 
 def test_unsent_file_is_sent_automatically_when_the_server_is_back(mount_portal, portal):
-    m = mount_portal("--resend-interval", "0.2")
+    m = mount_portal("--resend-interval", "0.2", "-v")  # -v: resends are logged at INFO
     (m.path / "warm").write_bytes(b"w")
     portal.server.stop()
     with pytest.raises(OSError):
