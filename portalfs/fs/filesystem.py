@@ -534,20 +534,21 @@ class PortalFS:
         self._landed(open_file.path)
 
     def _landed(self, path: str) -> None:
-        """A file is stored at `path`: the folders above it made here exist in the portal
-        now. They move from the folders made here (which would grow with every mkdir) to
-        the metadata cache's own writes, bounded and dropped once a listing shows them."""
+        """A file is stored at `path`, so the folders above it exist in the portal. Those
+        made here leave the folders made here (which would grow with every mkdir), and any
+        a cached listing of their parent lacks become own writes of the metadata cache
+        (bounded, dropped once a listing shows them): read-after-write for folders too."""
+        above, folder = [], paths.split(path)[0]
+        while folder != "/":
+            above.append(folder)
+            folder = paths.split(folder)[0]
         with self._lock:
-            if not self._local_dirs:
-                return
-            made, folder = [], paths.split(path)[0]
-            while folder != "/":
-                if folder in self._local_dirs:
-                    self._local_dirs.discard(folder)
-                    made.append(folder)
-                folder = paths.split(folder)[0]
-        for folder in made:
-            self.metadata.record(folder, Entry(paths.split(folder)[1], True))
+            self._local_dirs.difference_update(above)
+        for folder in above:
+            parent, name = paths.split(folder)
+            listed = self.metadata.cached_listing(parent)
+            if listed is not None and name not in listed:
+                self.metadata.record(folder, Entry(name, True))
 
     def _record(
         self, spool: Spool, portal_path: str, size: int, md5: str

@@ -463,3 +463,17 @@ def test_a_folder_above_a_folder_made_here_is_shown_when_the_portal_has_none(mak
     clients(portal.member)[0].delete("x/a.txt")
     assert [n for n, _ in fs.readdir("/")] == ["x"]  # found by the model test
     assert [n for n, _ in fs.readdir("/x")] == ["y"]
+
+
+def test_a_file_stored_in_a_folder_the_cached_listing_lacks_shows_that_folder(make_fs, portal):
+    fs = make_fs(metadata_ttl_s=3600)
+    fs.mkdir("/x")
+    write_file(fs, "/x/b.txt", b"b")
+    fh = fs.create("/x/a.txt")
+    fs.write(fh, 0, b"a")
+    clients(portal.member)[0].delete("x/b.txt")  # elsewhere: /x is empty in the portal
+    fs.metadata.invalidate("/")
+    fs.readdir("/")  # a fresh listing of / without x, kept for an hour
+    fs.flush(fh)  # /x/a.txt stored: x exists again (found by the model test: it stayed hidden)
+    fs.release(fh)
+    assert [n for n, _ in fs.readdir("/")] == ["x"]
