@@ -56,6 +56,9 @@ OFFSETS = st.integers(0, 6 * BLOCK)
 # Its own limit: about 20 s alone, but several times that on a machine busy with other work.
 pytestmark = pytest.mark.timeout(600)
 
+# Marks the read handles of a file unlinked while open: they name no path any more.
+UNLINKED = "\0unlinked"
+
 
 def parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
@@ -276,6 +279,10 @@ class PortalModel(RuleBasedStateMachine):
         self.open.pop(path).unlinked = True
         if path in self.files:
             self._removed_here(path)
+        # Its read handles read the unlinked file from now on, not whatever takes its name.
+        for fh, read_path in self.read_handles.items():
+            if read_path == path:
+                self.read_handles[fh] = path + UNLINKED
         with_errno(errno.ENOENT, self.fs.getattr, path)
 
     @rule(path=PATHS)
@@ -313,6 +320,9 @@ class PortalModel(RuleBasedStateMachine):
             self._uploaded(new, data)
         opened.path = new
         self.open[new] = opened
+        for fh, read_path in self.read_handles.items():
+            if read_path == old:
+                self.read_handles[fh] = new  # a read handle follows its file
         with_errno(errno.ENOENT, self.fs.getattr, old)
 
     @rule(folder=FOLDER_PATHS)
