@@ -679,6 +679,12 @@ class PortalFS:
                 except errors.NotFoundError:
                     if not unsent:
                         raise
+            else:
+                # A file not stored yet moves over `new`: what the portal holds there is
+                # replaced now, as rename(2) says, not when this file is closed (it may move
+                # on before then, and the old file must not stay behind).
+                with contextlib.suppress(errors.NotFoundError):
+                    self.portal.delete(new_pp)
             self.journal.forget_path(new_pp)  # the file it replaces, unsent versions too
             self.journal.move_path(old_pp, new_pp)
 

@@ -477,3 +477,16 @@ def test_a_file_stored_in_a_folder_the_cached_listing_lacks_shows_that_folder(ma
     fs.flush(fh)  # /x/a.txt stored: x exists again (found by the model test: it stayed hidden)
     fs.release(fh)
     assert [n for n, _ in fs.readdir("/")] == ["x"]
+
+
+def test_a_file_not_stored_yet_renamed_over_a_stored_one_replaces_it_at_once(make_fs, portal):
+    fs = make_fs(allow_delete=True)
+    fs.mkdir("/x")
+    write_file(fs, "/x/a", b"old")
+    fh = fs.create("/b.txt")
+    fs.write(fh, 0, b"new")
+    fs.rename("/b.txt", "/x/a")  # over the stored /x/a
+    fs.rename("/x/a", "/a")  # and on, before it was ever stored
+    fs.release(fh)
+    # Before: the old /x/a stayed in the portal (found by the model test).
+    assert listed(portal) == {"a": 3} and listed(portal, "x/") == {}

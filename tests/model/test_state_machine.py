@@ -318,6 +318,8 @@ class PortalModel(RuleBasedStateMachine):
             data = self.files[old]
             self._removed_here(old)
             self._uploaded(new, data)
+        elif new in self.files:
+            self._removed_here(new)  # replaced at once, as rename(2) says
         opened.path = new
         self.open[new] = opened
         for fh, read_path in self.read_handles.items():
