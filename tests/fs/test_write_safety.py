@@ -35,6 +35,19 @@ def listed(portal, folder: str = "") -> dict[str, int]:
         return {f["name"]: f.get("size", 0) for f in resp.json()["files"] if f["type"] == "file"}
 
 
+def upload_fails(portal, call, *args) -> None:
+    """`call(*args)` with the upload link answering 503 to every try of one upload."""
+    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
+    with pytest.raises(errors.UnavailableError):
+        call(*args)
+
+
+def _small_portal_fs(tmp_path):
+    small = start_portal(tmp_path / "server", max_file_bytes=1000)
+    fs = build_portalfs(small.member, MountConfig(cache_dir=str(tmp_path / "c")), TEST_HTTP)
+    return small, fs
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 1 MiB tmpfs, to be filled up; unmounted after the test."""
@@ -120,9 +133,7 @@ def test_a_failed_upload_is_not_copied_until_the_file_changes(make_fs, portal):
     fs = make_fs()
     fh = fs.create("/cow.txt")
     fs.write(fh, 0, b"first")
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        fs.flush(fh)
+    upload_fails(portal, fs.flush, fh)
     (entry,) = fs.journal.entries()
     assert entry.data_path.stat().st_nlink == 2  # shares the spool's bytes: no copy yet
     fs.write(fh, 0, b"SECOND")  # the journal's version gets bytes of its own first
@@ -155,10 +166,8 @@ def test_a_write_past_the_size_limit_is_efbig_at_once(make_fs, portal):
 
 
 def test_a_file_the_portal_refuses_for_good_is_set_aside_not_retried(tmp_path, caplog):
-    small = start_portal(tmp_path / "server", max_file_bytes=1000)
+    small, fs = _small_portal_fs(tmp_path)
     try:
-        cache = tmp_path / "cache"
-        fs = build_portalfs(small.member, MountConfig(cache_dir=str(cache)), TEST_HTTP)
         fh = fs.create("/too-big.bin")
         fs.write(fh, 0, b"z" * 2000)
         with pytest.raises(errors.RejectedError):
@@ -214,9 +223,7 @@ def test_an_open_stored_file_renamed_keeps_its_later_changes(make_fs, portal):
 
 def test_a_deleted_file_is_not_brought_back_by_its_unsent_version(make_fs, portal):
     fs = make_fs(allow_delete=True)
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        write_file(fs, "/zombie.txt", b"unsent")
+    upload_fails(portal, write_file, fs, "/zombie.txt", b"unsent")
     assert fs.getattr("/zombie.txt").size == 6  # listed while it waits to be sent
     assert [name for name, _ in fs.readdir("/")] == ["zombie.txt"]
     fs.unlink("/zombie.txt")  # before: the portal's 404 made it ENOENT
@@ -287,9 +294,7 @@ def test_files_can_be_made_in_a_new_folder_while_the_server_is_down(make_fs, por
 
 def test_a_file_waiting_in_the_journal_reads_back_its_bytes(make_fs, portal):
     fs = make_fs()
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        write_file(fs, "/waiting.txt", b"not sent yet")
+    upload_fails(portal, write_file, fs, "/waiting.txt", b"not sent yet")
     fh = fs.open("/waiting.txt", os.O_RDONLY)
     assert fs.resender.send_all() == (1, 0)  # sent while open: still readable
     assert fs.read(fh, 0, 100) == b"not sent yet"  # before: EIO, no ETag to read by
@@ -303,20 +308,12 @@ def test_a_file_waiting_in_the_journal_reads_back_its_bytes(make_fs, portal):
 def test_a_failed_rm_keeps_the_unsent_version(make_fs, portal):
     fs = make_fs(allow_delete=True)
     write_file(fs, "/doc.txt", b"v1 stored")
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        write_file(fs, "/doc.txt", b"v2 newest, only local")
+    upload_fails(portal, write_file, fs, "/doc.txt", b"v2 newest, only local")
     portal.server.app.state.faults.fail_next("delete_file", 503, times=3)
     with pytest.raises(errors.PortalError):
         fs.unlink("/doc.txt")  # the rm failed: as far as the user knows, nothing changed
     (entry,) = fs.journal.entries()  # before: v2 was dropped before the delete was tried
     assert entry.data_path.read_bytes() == b"v2 newest, only local"
-
-
-def _small_portal_fs(tmp_path):
-    small = start_portal(tmp_path / "server", max_file_bytes=1000)
-    fs = build_portalfs(small.member, MountConfig(cache_dir=str(tmp_path / "c")), TEST_HTTP)
-    return small, fs
 
 
 def test_refused_bytes_are_not_changed_by_later_writes_and_fsync_fails_again(tmp_path):
@@ -343,9 +340,7 @@ def test_writing_to_an_unlinked_open_file_whose_upload_failed_works(make_fs, por
     fs = make_fs(allow_delete=True)
     fh = fs.create("/tmpfile")
     fs.write(fh, 0, b"one")
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        fs.flush(fh)
+    upload_fails(portal, fs.flush, fh)
     fs.unlink("/tmpfile")
     fs.write(fh, 3, b"two")  # before: FileNotFoundError from the dropped journal entry
     assert fs.read(fh, 0, 10) == b"onetwo"
@@ -357,9 +352,7 @@ def test_a_failed_upload_changed_again_keeps_its_record_for_the_next_start(make_
     fs = make_fs()
     fh = fs.create("/cow2.txt")
     fs.write(fh, 0, b"first")
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        fs.flush(fh)
+    upload_fails(portal, fs.flush, fh)
     (entry,) = fs.journal.entries()
     fs.write(fh, 0, b"SECOND")  # the entry gets bytes of its own: a copy, with its record
     restarted = Journal(entry.data_path.parent)  # as if the mount were killed now
@@ -433,9 +426,7 @@ def test_files_still_open_when_the_mount_ends_leave_no_spool_and_lose_nothing(ma
 def test_an_unsent_file_opened_to_append_starts_from_all_its_bytes(make_fs, portal):
     fs = make_fs()
     data = os.urandom(300_000)
-    portal.server.app.state.faults.fail_next("upload_link", 503, times=3)
-    with pytest.raises(errors.UnavailableError):
-        write_file(fs, "/grow.bin", data)
+    upload_fails(portal, write_file, fs, "/grow.bin", data)
     fh = fs.open("/grow.bin", os.O_WRONLY)  # no O_TRUNC: the unsent bytes are copied in
     fs.write(fh, len(data), b"tail")
     fs.flush(fh)
