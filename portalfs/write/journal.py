@@ -68,11 +68,11 @@ class Journal:
         self._by_path: dict[str, list[Unsent]] = {}
         _migrate_legacy(directory)
         entries, self.orphans, junk = _scan(directory)
-        for leftover in junk + _scan(self.refused_dir)[2]:
+        refused, refused_orphans, refused_junk = _scan(self.refused_dir)
+        for leftover in junk + refused_junk:
             leftover.unlink(missing_ok=True)  # records without data, copies cut short
         for entry in entries:
             self._by_path.setdefault(entry.portal_path, []).append(entry)
-        refused, refused_orphans, _ = _scan(self.refused_dir)
         self.orphans += refused_orphans
         known = [e.seq for e in entries + refused] + [_seq_of(p) for p in self.orphans]
         self._seq = itertools.count(max(known, default=0) + 1)
@@ -273,12 +273,6 @@ class Journal:
             _write_record(moved, replace_existing=True)
             with self._guard:
                 self._by_path.setdefault(new, []).append(moved)
-        self._sort(new)
-
-    def _sort(self, portal_path: str) -> None:
-        with self._guard:
-            if portal_path in self._by_path:
-                self._by_path[portal_path].sort(key=_by_seq)
 
     def _unindex(self, entry: Unsent) -> None:
         with self._guard:
