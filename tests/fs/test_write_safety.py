@@ -42,10 +42,14 @@ def upload_fails(portal, call, *args) -> None:
         call(*args)
 
 
-def _small_portal_fs(tmp_path):
+@pytest.fixture
+def small_portal(tmp_path):
+    """(server, PortalFS) of a portal whose server takes files of 1000 bytes at most."""
     small = start_portal(tmp_path / "server", max_file_bytes=1000)
     fs = build_portalfs(small.member, MountConfig(cache_dir=str(tmp_path / "c")), TEST_HTTP)
-    return small, fs
+    yield small, fs
+    fs.close()
+    small.server.stop()
 
 
 @pytest.fixture
@@ -165,24 +169,20 @@ def test_a_write_past_the_size_limit_is_efbig_at_once(make_fs, portal):
     assert listed(portal) == {"big.bin": 1000}
 
 
-def test_a_file_the_portal_refuses_for_good_is_set_aside_not_retried(tmp_path, caplog):
-    small, fs = _small_portal_fs(tmp_path)
-    try:
-        fh = fs.create("/too-big.bin")
-        fs.write(fh, 0, b"z" * 2000)
-        with pytest.raises(errors.RejectedError):
-            fs.flush(fh)
-        fs.release(fh)  # no second try: the portal's answer will not change
-        asked = small.server.app.state.metrics.count("POST", "upload_link")
-        assert fs.resender.send_all() == (0, 0) and asked == 1
-        (refused,) = fs.journal.refused()
-        assert refused.portal_path == "too-big.bin" and refused.data_path.stat().st_size == 2000
-        assert "refused too-big.bin for good" in caplog.text
-        warned = [r for r in caplog.records if "for good" in r.getMessage()]
-        assert warned and all(r.levelno == logging.WARNING for r in warned)
-        fs.close()
-    finally:
-        small.server.stop()
+def test_a_file_the_portal_refuses_for_good_is_set_aside_not_retried(small_portal, caplog):
+    small, fs = small_portal
+    fh = fs.create("/too-big.bin")
+    fs.write(fh, 0, b"z" * 2000)
+    with pytest.raises(errors.RejectedError):
+        fs.flush(fh)
+    fs.release(fh)  # no second try: the portal's answer will not change
+    asked = small.server.app.state.metrics.count("POST", "upload_link")
+    assert fs.resender.send_all() == (0, 0) and asked == 1
+    (refused,) = fs.journal.refused()
+    assert refused.portal_path == "too-big.bin" and refused.data_path.stat().st_size == 2000
+    assert "refused too-big.bin for good" in caplog.text
+    warned = [r for r in caplog.records if "for good" in r.getMessage()]
+    assert warned and all(r.levelno == logging.WARNING for r in warned)
 
 
 def test_an_open_file_deleted_is_not_uploaded_again_on_close(make_fs, portal):
@@ -316,24 +316,20 @@ def test_a_failed_rm_keeps_the_unsent_version(make_fs, portal):
     assert entry.data_path.read_bytes() == b"v2 newest, only local"
 
 
-def test_refused_bytes_are_not_changed_by_later_writes_and_fsync_fails_again(tmp_path):
-    small, fs = _small_portal_fs(tmp_path)
-    try:
-        fh = fs.create("/big.bin")
-        fs.write(fh, 0, b"z" * 2000)
-        with pytest.raises(errors.RejectedError):
-            fs.fsync(fh)
-        with pytest.raises(errors.RejectedError):
-            fs.fsync(fh)  # before: 0, with nothing stored
-        (refused,) = fs.journal.refused()
-        fs.truncate("/big.bin", 0, fh)  # the application starts over, smaller
-        fs.write(fh, 0, b"small")
-        fs.release(fh)
-        # Before: refused/ held the live spool's bytes, b"small", under a record of 2000.
-        assert refused.data_path.read_bytes() == b"z" * 2000
-        fs.close()
-    finally:
-        small.server.stop()
+def test_refused_bytes_are_not_changed_by_later_writes_and_fsync_fails_again(small_portal):
+    _, fs = small_portal
+    fh = fs.create("/big.bin")
+    fs.write(fh, 0, b"z" * 2000)
+    with pytest.raises(errors.RejectedError):
+        fs.fsync(fh)
+    with pytest.raises(errors.RejectedError):
+        fs.fsync(fh)  # before: 0, with nothing stored
+    (refused,) = fs.journal.refused()
+    fs.truncate("/big.bin", 0, fh)  # the application starts over, smaller
+    fs.write(fh, 0, b"small")
+    fs.release(fh)
+    # Before: refused/ held the live spool's bytes, b"small", under a record of 2000.
+    assert refused.data_path.read_bytes() == b"z" * 2000
 
 
 def test_writing_to_an_unlinked_open_file_whose_upload_failed_works(make_fs, portal):
